@@ -1,0 +1,30 @@
+"""The event log port: what ingest publishes and workers consume."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from civicguard.ingest.model import ReadingBatch, Rejection
+
+Event = ReadingBatch | Rejection
+
+
+class EventLog(Protocol):
+    """An ordered, durable-or-not log of protected reading batches and refusals."""
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Append ``events`` to the log."""
+        ...
+
+    def consume(self, max_events: int, timeout: float) -> list[Event]:
+        """Up to ``max_events`` events not yet consumed by this consumer; waits up to ``timeout`` s."""
+        ...
+
+    def commit(self) -> None:
+        """Acknowledge everything returned by ``consume`` so far: it will not be redelivered."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and threads."""
+        ...

@@ -1,0 +1,260 @@
+"""Load a catalog from YAML and validate it; every error names the file, the path and the problem."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from civicguard.catalog.model import (
+    AlertRule,
+    Catalog,
+    Category,
+    FieldSpec,
+    FieldType,
+    IngestLimits,
+    LegalBasis,
+    Purpose,
+    Stream,
+    Treatment,
+)
+
+SUPPORTED_VERSIONS = ("1",)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class CatalogError(ValueError):
+    """A catalog that cannot be used; ``problems`` lists (path, message) pairs."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {path}: {message}" for path, message in problems]
+        super().__init__("invalid catalog\n" + "\n".join(lines))
+
+
+def parse_duration(value: object) -> float:
+    """Parse ``"90d"``, ``"24h"``, ``"1s"``, ``"250ms"`` or a number of seconds into seconds.
+
+    >>> parse_duration("24h")
+    86400.0
+    >>> parse_duration(2)
+    2.0
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as '30d' or '1s', got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    raise ValueError(f"expected a duration such as '30d' or '1s', got {value!r}")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _FieldDoc(_Strict):
+    type: FieldType
+    treatment: Treatment = Treatment.KEEP
+    unit: str | None = None
+    description: str = ""
+    required: bool = True
+    range: tuple[float, float] | None = None
+    normal: tuple[float, float] | None = None
+    max_rate: float | None = Field(default=None, gt=0)
+    choices: tuple[str, ...] | None = None
+    max_length: int = Field(default=64, gt=0, le=4096)
+    max_items: int = Field(default=1000, gt=0)
+    identifier: str | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> _FieldDoc:
+        for name in ("range", "normal"):
+            bounds = getattr(self, name)
+            if bounds is not None and bounds[0] > bounds[1]:
+                raise ValueError(f"{name} must be [low, high] with low <= high, got {list(bounds)}")
+        if self.normal and self.range and not (
+            self.range[0] <= self.normal[0] and self.normal[1] <= self.range[1]
+        ):
+            raise ValueError("normal band must lie inside the physical range")
+        if self.identifier and self.treatment is Treatment.KEEP:
+            raise ValueError(
+                f"field holds a personal identifier ({self.identifier}); "
+                "its treatment must be pseudonymise or drop, not keep"
+            )
+        if not self.type.numeric and (self.range or self.normal or self.max_rate):
+            raise ValueError("range, normal and max_rate apply only to numeric fields")
+        if self.treatment is Treatment.PSEUDONYMISE and self.type.numeric:
+            raise ValueError("only string fields can be pseudonymised")
+        return self
+
+
+class _RuleDoc(_Strict):
+    title: str
+    severity: Literal["low", "medium", "high", "critical"]
+    when: dict[str, float]
+    outside_hours: tuple[int, int] | None = None
+
+
+class _StreamDoc(_Strict):
+    title: str
+    description: str = ""
+    category: Category
+    purposes: list[str] = Field(min_length=1)
+    legal_basis: LegalBasis
+    retention: Duration
+    report_interval: Duration
+    h3_resolution: int = Field(default=9, ge=0, le=15)
+    readers: list[str] = Field(default_factory=list)
+    fields: dict[str, _FieldDoc] = Field(min_length=1)
+    rules: dict[str, _RuleDoc] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> _StreamDoc:
+        personal = self.category is not Category.NON_PERSONAL
+        if personal and self.legal_basis is LegalBasis.NOT_APPLICABLE:
+            raise ValueError("a stream with personal data needs a legal basis")
+        if any(f.identifier for f in self.fields.values()) and not personal:
+            raise ValueError("a stream with personal identifiers cannot be non_personal")
+        for rule_name, rule in self.rules.items():
+            for field_name in rule.when:
+                if field_name not in self.fields:
+                    raise ValueError(f"rule {rule_name!r} names unknown field {field_name!r}")
+        return self
+
+
+class _IngestDoc(_Strict):
+    max_payload_bytes: int = Field(default=256 * 1024, gt=0)
+    max_batch: int = Field(default=5000, gt=0)
+    max_future: Duration = 300.0
+    max_age: Duration = 86_400.0
+
+
+class _CatalogDoc(_Strict):
+    catalog_version: str
+    city: str
+    controller: str
+    pseudonym_rotation: Duration = 86_400.0
+    ingest: _IngestDoc = Field(default_factory=_IngestDoc)
+    purposes: dict[str, str] = Field(min_length=1)
+    streams: dict[str, _StreamDoc] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _purposes_declared(self) -> _CatalogDoc:
+        for name, stream in self.streams.items():
+            for purpose in stream.purposes:
+                if purpose not in self.purposes:
+                    raise ValueError(f"stream {name!r} names undeclared purpose {purpose!r}")
+        if self.catalog_version not in SUPPORTED_VERSIONS:
+            raise ValueError(
+                f"catalog_version {self.catalog_version!r} is not supported "
+                f"(supported: {', '.join(SUPPORTED_VERSIONS)})"
+            )
+        return self
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _to_catalog(doc: _CatalogDoc, source: str) -> Catalog:
+    streams = []
+    for name, s in doc.streams.items():
+        fields = tuple(
+            FieldSpec(
+                name=fname,
+                type=f.type,
+                treatment=f.treatment,
+                unit=f.unit,
+                description=f.description,
+                required=f.required,
+                range=f.range,
+                normal=f.normal,
+                max_rate=f.max_rate,
+                choices=f.choices,
+                max_length=f.max_length,
+                max_items=f.max_items,
+                identifier=f.identifier,
+            )
+            for fname, f in s.fields.items()
+        )
+        rules = tuple(
+            AlertRule(
+                name=rname,
+                title=r.title,
+                severity=r.severity,
+                when=tuple(r.when.items()),
+                outside_hours=r.outside_hours,
+            )
+            for rname, r in s.rules.items()
+        )
+        streams.append(
+            Stream(
+                name=name,
+                title=s.title,
+                description=s.description,
+                category=s.category,
+                purposes=tuple(s.purposes),
+                legal_basis=s.legal_basis,
+                retention_days=s.retention / 86_400.0,
+                report_interval_s=s.report_interval,
+                h3_resolution=s.h3_resolution,
+                fields=fields,
+                rules=rules,
+                readers=tuple(s.readers),
+            )
+        )
+    return Catalog(
+        version=doc.catalog_version,
+        city=doc.city,
+        controller=doc.controller,
+        purposes=tuple(Purpose(name=k, description=v) for k, v in doc.purposes.items()),
+        streams=tuple(streams),
+        limits=IngestLimits(
+            max_payload_bytes=doc.ingest.max_payload_bytes,
+            max_batch=doc.ingest.max_batch,
+            max_future_s=doc.ingest.max_future,
+            max_age_s=doc.ingest.max_age,
+        ),
+        pseudonym_rotation_s=doc.pseudonym_rotation,
+        source=source,
+    )
+
+
+def parse_catalog(text: str, source: str = "<string>") -> Catalog:
+    """Parse and validate catalog YAML; raise :class:`CatalogError` naming every problem."""
+    try:
+        raw: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(document)"
+        raise CatalogError(source, [(where, f"not valid YAML: {exc}")]) from exc
+    if not isinstance(raw, dict):
+        raise CatalogError(source, [("(top level)", "expected a mapping of catalog sections")])
+    try:
+        doc = _CatalogDoc.model_validate(raw)
+    except ValidationError as exc:
+        problems = [(_path(err["loc"]), err["msg"]) for err in exc.errors()]
+        raise CatalogError(source, problems) from exc
+    return _to_catalog(doc, source)
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Load the catalog at ``path``."""
+    file = Path(path)
+    return parse_catalog(file.read_text(encoding="utf-8"), source=str(file))
+
+
+def demo_catalog() -> Catalog:
+    """The demo city's catalog, shipped inside the package."""
+    text = resources.files("civicguard.catalog").joinpath("demo_city.yaml").read_text("utf-8")
+    return parse_catalog(text, source="civicguard/catalog/demo_city.yaml")

@@ -1,0 +1,43 @@
+"""Detection's domain types: an alert and the severities it can carry."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    """How urgently an alert needs a person."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Order of urgency, low = 0."""
+        return list(Severity).index(self)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alert:
+    """Something a detector found, with the evidence that made it fire."""
+
+    detector: str
+    kind: str
+    severity: Severity
+    title: str
+    stream: str
+    device_id: str | None
+    cell: str
+    ts: float
+    created_at: float
+    #: The readings, baseline and score behind the alert; plain JSON-serialisable data.
+    evidence: dict[str, Any]
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    lat: float | None = None
+    lon: float | None = None
+    incident_id: str | None = None

@@ -1,0 +1,359 @@
+"""Decode and validate a device's message body into columnar batches, refusing bad readings.
+
+The wire format is JSON: one reading or an array of readings, each
+``{"seq": 17, "ts": 1732280000.5, "values": {...}}`` with optional ``"device"`` and
+``"stream"`` that must match the authenticated device. ``ts`` is Unix seconds or ISO 8601.
+Per-reading work is kept to dictionary look-ups; range checks run on whole columns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import orjson
+
+from civicguard.catalog.model import Catalog, FieldSpec, FieldType, Stream
+from civicguard.ingest.model import (
+    Device,
+    IngestResult,
+    ReadingBatch,
+    Reason,
+    Rejection,
+    Transport,
+)
+
+_ENVELOPE_KEYS = frozenset({"device", "stream", "seq", "ts", "values", "location"})
+
+
+class Invalid(Exception):
+    """A reading failed validation."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamSchema:
+    stream: Stream
+    numeric: tuple[FieldSpec, ...]
+    text: tuple[FieldSpec, ...]
+    known: frozenset[str]
+    low: np.ndarray
+    high: np.ndarray
+
+
+def _schema(stream: Stream) -> _StreamSchema:
+    numeric = stream.numeric_fields
+    low = np.array([f.range[0] if f.range else -np.inf for f in numeric], dtype=np.float64)
+    high = np.array([f.range[1] if f.range else np.inf for f in numeric], dtype=np.float64)
+    return _StreamSchema(
+        stream=stream,
+        numeric=numeric,
+        text=stream.text_fields,
+        known=frozenset(f.name for f in stream.fields),
+        low=low,
+        high=high,
+    )
+
+
+def parse_timestamp(value: object) -> float:
+    """Unix seconds from a number or an ISO 8601 string with a timezone."""
+    if isinstance(value, bool):
+        raise Invalid(Reason.WRONG_TYPE, "ts: expected Unix seconds or ISO 8601, got a boolean")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise Invalid(Reason.WRONG_TYPE, "ts: must be a finite number")
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise Invalid(Reason.WRONG_TYPE, f"ts: {value[:40]!r} is not ISO 8601") from None
+        if parsed.tzinfo is None:
+            raise Invalid(Reason.WRONG_TYPE, "ts: ISO 8601 timestamps must carry a timezone")
+        return parsed.timestamp()
+    raise Invalid(Reason.WRONG_TYPE, f"ts: expected Unix seconds or ISO 8601, got {type(value).__name__}")
+
+
+def _numeric(spec: FieldSpec, value: object) -> float:
+    kind = spec.type
+    if kind is FieldType.BOOLEAN:
+        if isinstance(value, bool):
+            return 1.0 if value else 0.0
+        raise Invalid(Reason.WRONG_TYPE, f"values.{spec.name}: expected a boolean")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(Reason.WRONG_TYPE, f"values.{spec.name}: expected a number, got {_kind(value)}")
+    if kind is FieldType.INTEGER and not (isinstance(value, int) or float(value).is_integer()):
+        raise Invalid(Reason.WRONG_TYPE, f"values.{spec.name}: expected an integer, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise Invalid(Reason.WRONG_TYPE, f"values.{spec.name}: must be finite")
+    return number
+
+
+def _text(spec: FieldSpec, value: object) -> object:
+    if spec.type is FieldType.STRING:
+        if not isinstance(value, str):
+            raise Invalid(Reason.WRONG_TYPE, f"values.{spec.name}: expected a string, got {_kind(value)}")
+        if len(value) > spec.max_length:
+            raise Invalid(Reason.OUT_OF_RANGE, f"values.{spec.name}: longer than {spec.max_length} characters")
+        if spec.choices is not None and value not in spec.choices:
+            raise Invalid(
+                Reason.NOT_ALLOWED_VALUE,
+                f"values.{spec.name}: {value[:20]!r} is not one of {', '.join(spec.choices)}",
+            )
+        return value
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise Invalid(Reason.WRONG_TYPE, f"values.{spec.name}: expected a list of strings")
+    if len(value) > spec.max_items:
+        raise Invalid(Reason.OUT_OF_RANGE, f"values.{spec.name}: more than {spec.max_items} items")
+    if any(len(v) > spec.max_length for v in value):
+        raise Invalid(Reason.OUT_OF_RANGE, f"values.{spec.name}: an item is longer than {spec.max_length}")
+    return value
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+class Decoder:
+    """Turns bodies from authenticated devices into validated, columnar, still-raw batches."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._schemas = {s.name: _schema(s) for s in catalog.streams}
+
+    def parse_body(self, body: bytes) -> list[Any]:
+        """The readings in ``body``; :class:`Invalid` if it is not usable JSON."""
+        limits = self.catalog.limits
+        if len(body) > limits.max_payload_bytes:
+            raise Invalid(
+                Reason.OVERSIZED,
+                f"body is {len(body)} bytes; the limit is {limits.max_payload_bytes}",
+            )
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise Invalid(Reason.MALFORMED_JSON, f"body is not valid JSON: {exc}") from None
+        items = doc if isinstance(doc, list) else [doc]
+        if len(items) > limits.max_batch:
+            raise Invalid(
+                Reason.BATCH_TOO_LARGE, f"batch has {len(items)} readings; the limit is {limits.max_batch}"
+            )
+        return items
+
+    def decode(
+        self,
+        device: Device,
+        items: list[Any],
+        *,
+        transport: Transport,
+        received_at: float,
+    ) -> IngestResult:
+        """Validate ``items`` sent by ``device``; valid ones become one batch, the rest rejections."""
+        result = IngestResult()
+        schema = self._schemas.get(device.stream)
+        if schema is None:  # the device's stream was removed from the catalog
+            for index, _ in enumerate(items):
+                result.rejections.append(
+                    Rejection(
+                        reason=Reason.UNKNOWN_STREAM,
+                        detail=f"stream {device.stream!r} is not in the catalog",
+                        transport=transport,
+                        received_at=received_at,
+                        device_id=device.id,
+                        stream=device.stream,
+                        index=index,
+                    )
+                )
+            return result
+        numeric = schema.numeric
+        text = schema.text
+        rows: list[list[float]] = []
+        seqs: list[int] = []
+        stamps: list[float] = []
+        texts: dict[str, list[Any]] = {f.name: [] for f in text}
+        kept: list[int] = []
+        nan = math.nan
+        for index, item in enumerate(items):
+            try:
+                if not isinstance(item, dict):
+                    raise Invalid(Reason.NOT_AN_OBJECT, f"reading must be a JSON object, got {_kind(item)}")
+                extra = item.keys() - _ENVELOPE_KEYS
+                if extra:
+                    raise Invalid(Reason.UNKNOWN_FIELD, f"unknown key(s): {', '.join(sorted(extra))}")
+                claimed = item.get("device")
+                if claimed is not None and claimed != device.id:
+                    raise Invalid(
+                        Reason.DEVICE_MISMATCH,
+                        f"reading claims device {str(claimed)[:64]!r} but was sent by {device.id!r}",
+                    )
+                stream = item.get("stream")
+                if stream is not None and stream != device.stream:
+                    reason = (
+                        Reason.STREAM_MISMATCH
+                        if self.catalog.has_stream(str(stream))
+                        else Reason.UNKNOWN_STREAM
+                    )
+                    raise Invalid(
+                        reason,
+                        f"stream {str(stream)[:64]!r} is not the device's stream {device.stream!r}",
+                    )
+                seq = item.get("seq")
+                if seq is None:
+                    raise Invalid(Reason.MISSING_FIELD, "seq: missing")
+                if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+                    raise Invalid(Reason.WRONG_TYPE, "seq: expected a non-negative integer")
+                if "ts" not in item:
+                    raise Invalid(Reason.MISSING_FIELD, "ts: missing")
+                ts = parse_timestamp(item["ts"])
+                values = item.get("values")
+                if not isinstance(values, dict):
+                    raise Invalid(
+                        Reason.MISSING_FIELD if values is None else Reason.WRONG_TYPE,
+                        "values: expected an object of field values",
+                    )
+                unknown = values.keys() - schema.known
+                if unknown:
+                    raise Invalid(
+                        Reason.UNKNOWN_FIELD,
+                        f"values: {', '.join(sorted(unknown))} not declared for {device.stream}",
+                    )
+                row = []
+                for spec in numeric:
+                    v = values.get(spec.name)
+                    if v is None:
+                        if spec.required:
+                            raise Invalid(Reason.MISSING_FIELD, f"values.{spec.name}: missing")
+                        row.append(nan)
+                    else:
+                        row.append(_numeric(spec, v))
+                text_values = []
+                for spec in text:
+                    v = values.get(spec.name)
+                    if v is None:
+                        if spec.required:
+                            raise Invalid(Reason.MISSING_FIELD, f"values.{spec.name}: missing")
+                        text_values.append(None)
+                    else:
+                        text_values.append(_text(spec, v))
+            except Invalid as exc:
+                result.rejections.append(
+                    _rejection(exc, device, transport, received_at, index, item)
+                )
+                continue
+            rows.append(row)
+            seqs.append(seq)
+            stamps.append(ts)
+            for spec, v in zip(text, text_values, strict=True):
+                texts[spec.name].append(v)
+            kept.append(index)
+        if not kept:
+            return result
+        matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(numeric))
+        ts_arr = np.array(stamps, dtype=np.float64)
+        bad = _range_and_time_violations(schema, matrix, ts_arr, received_at, self.catalog)
+        if bad is not None:
+            ok_rows = []
+            for local, problem in enumerate(bad):
+                if problem is None:
+                    ok_rows.append(local)
+                    continue
+                reason, detail = problem
+                index = kept[local]
+                result.rejections.append(
+                    _rejection(Invalid(reason, detail), device, transport, received_at, index, items[index])
+                )
+            if not ok_rows:
+                return result
+            sel = np.array(ok_rows, dtype=np.intp)
+            matrix = matrix[sel]
+            ts_arr = ts_arr[sel]
+            seqs = [seqs[i] for i in ok_rows]
+            texts = {k: [v[i] for i in ok_rows] for k, v in texts.items()}
+        n = len(seqs)
+        result.batches.append(
+            ReadingBatch(
+                stream=device.stream,
+                fields=tuple(f.name for f in numeric),
+                device_ids=(device.id,) * n,
+                seq=np.array(seqs, dtype=np.int64),
+                ts=ts_arr,
+                received_at=np.full(n, received_at),
+                values=matrix,
+                text=texts,
+                cells=("",) * n,
+                transport=transport,
+            )
+        )
+        return result
+
+
+def _range_and_time_violations(
+    schema: _StreamSchema,
+    matrix: np.ndarray,
+    ts: np.ndarray,
+    now: float,
+    catalog: Catalog,
+) -> list[tuple[Reason, str] | None] | None:
+    """Per row, the first violation found (or None); None overall when every row is fine."""
+    with np.errstate(invalid="ignore"):
+        low_bad = matrix < schema.low
+        high_bad = matrix > schema.high
+    out_of_range = (low_bad | high_bad).any(axis=1)
+    future = ts > now + catalog.limits.max_future_s
+    old = ts < now - catalog.limits.max_age_s
+    bad_rows = out_of_range | future | old
+    if not bad_rows.any():
+        return None
+    problems: list[tuple[Reason, str] | None] = [None] * len(ts)
+    for i in np.flatnonzero(bad_rows):
+        if future[i]:
+            problems[i] = (
+                Reason.TIMESTAMP_IN_FUTURE,
+                f"ts: {ts[i] - now:.0f} s ahead of the platform clock "
+                f"(limit {catalog.limits.max_future_s:.0f} s)",
+            )
+        elif old[i]:
+            problems[i] = (
+                Reason.TIMESTAMP_TOO_OLD,
+                f"ts: {now - ts[i]:.0f} s old (limit {catalog.limits.max_age_s:.0f} s)",
+            )
+        else:
+            j = int(np.flatnonzero(low_bad[i] | high_bad[i])[0])
+            spec = schema.numeric[j]
+            lo, hi = spec.range or (-math.inf, math.inf)
+            problems[i] = (
+                Reason.OUT_OF_RANGE,
+                f"values.{spec.name}: {matrix[i, j]:g} {spec.unit or ''} is outside the physical "
+                f"range [{lo:g}, {hi:g}]".replace("  ", " "),
+            )
+    return problems
+
+
+def _rejection(
+    exc: Invalid,
+    device: Device,
+    transport: Transport,
+    received_at: float,
+    index: int,
+    item: object,
+) -> Rejection:
+    seq = item.get("seq") if isinstance(item, dict) else None
+    return Rejection(
+        reason=exc.reason,
+        detail=exc.detail,
+        transport=transport,
+        received_at=received_at,
+        device_id=device.id,
+        stream=device.stream,
+        seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+        index=index,
+        payload=orjson.dumps(item, option=orjson.OPT_NON_STR_KEYS) if item is not None else b"",
+    )

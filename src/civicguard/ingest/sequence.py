@@ -1,0 +1,65 @@
+"""Per-device sequence numbers: store duplicates once, refuse replays.
+
+A device numbers its messages. Within a sliding window behind the highest number seen, a
+number arrives once (late arrivals are fine); the same number with the same content again is a
+retransmission and is stored once; a number below the window, or a reused number with different
+content, is a replay and is refused (and raises an alert downstream).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import IntEnum
+
+
+class Verdict(IntEnum):
+    """What a sequence number means for one device."""
+
+    NEW = 0
+    DUPLICATE = 1
+    REPLAY = 2
+
+
+class SequenceGuard:
+    """Tracks each device's highest sequence number and the recent window behind it.
+
+    >>> guard = SequenceGuard(window=4)
+    >>> [guard.check("d", s, 1) for s in (1, 2, 2, 5)]
+    [<Verdict.NEW: 0>, <Verdict.NEW: 0>, <Verdict.DUPLICATE: 1>, <Verdict.NEW: 0>]
+    >>> guard.check("d", 1, 1)
+    <Verdict.REPLAY: 2>
+    """
+
+    def __init__(self, window: int = 32, resume: Callable[[str], int | None] | None = None) -> None:
+        self.window = window
+        self._resume = resume
+        self._high: dict[str, int] = {}
+        self._recent: dict[str, dict[int, int]] = {}
+
+    def check(self, device_id: str, seq: int, fingerprint: int) -> Verdict:
+        """Classify ``seq`` from ``device_id``; ``fingerprint`` identifies the content."""
+        high = self._high.get(device_id)
+        if high is None:
+            high = self._resume(device_id) if self._resume else None
+            if high is None:
+                self._high[device_id] = seq
+                self._recent[device_id] = {seq: fingerprint}
+                return Verdict.NEW
+            self._high[device_id] = high
+            self._recent[device_id] = {}
+        recent = self._recent[device_id]
+        if seq > high:
+            self._high[device_id] = seq
+            recent[seq] = fingerprint
+            floor = seq - self.window
+            if len(recent) > 2 * self.window:
+                for old in [s for s in recent if s <= floor]:
+                    del recent[old]
+            return Verdict.NEW
+        if seq <= high - self.window:
+            return Verdict.REPLAY
+        seen = recent.get(seq)
+        if seen is None:
+            recent[seq] = fingerprint
+            return Verdict.NEW
+        return Verdict.DUPLICATE if seen == fingerprint else Verdict.REPLAY

@@ -1,0 +1,160 @@
+"""The ingest service: every transport hands it an authenticated device and a body.
+
+It validates, checks sequence numbers, sends the readings through the privacy gateway and
+publishes protected batches and redacted refusals to the event log. Transports (HTTP, MQTT,
+replay, the simulator) know nothing beyond this one call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from civicguard.bus.port import Event, EventLog
+from civicguard.clock import Clock
+from civicguard.ingest.decode import Decoder, Invalid
+from civicguard.ingest.model import (
+    Device,
+    IngestResult,
+    ReadingBatch,
+    Reason,
+    Rejection,
+    Transport,
+)
+from civicguard.ingest.sequence import SequenceGuard, Verdict
+from civicguard.metrics import METRICS
+from civicguard.privacy.gateway import PrivacyGateway
+
+
+class IngestService:
+    """Validate, deduplicate, protect and publish what authenticated devices send."""
+
+    def __init__(
+        self,
+        decoder: Decoder,
+        gateway: PrivacyGateway,
+        guard: SequenceGuard,
+        log: EventLog,
+        clock: Clock,
+    ) -> None:
+        self.decoder = decoder
+        self.gateway = gateway
+        self.guard = guard
+        self.log = log
+        self.clock = clock
+
+    def submit(self, device: Device, body: bytes, transport: Transport) -> IngestResult:
+        """Ingest a raw body (one reading or a JSON array of readings) from ``device``."""
+        now = self.clock.now()
+        try:
+            items = self.decoder.parse_body(body)
+        except Invalid as exc:
+            rejection = Rejection(
+                reason=exc.reason,
+                detail=exc.detail,
+                transport=transport,
+                received_at=now,
+                device_id=device.id,
+                stream=device.stream,
+                payload=body[:4096],
+            )
+            result = IngestResult(rejections=[rejection])
+            self._publish(result, authenticated=True)
+            return result
+        return self.submit_items(device, items, transport, now=now)
+
+    def submit_items(
+        self, device: Device, items: list[Any], transport: Transport, *, now: float | None = None
+    ) -> IngestResult:
+        """Ingest already-parsed readings from ``device``."""
+        now = self.clock.now() if now is None else now
+        result = self.decoder.decode(device, items, transport=transport, received_at=now)
+        protected: list[ReadingBatch] = []
+        for batch in result.batches:
+            fresh = self._sequence(batch, result, items)
+            if fresh is not None:
+                protected.append(self.gateway.protect(fresh, self.gateway.cell_of(device)))
+        result.batches = protected
+        result.accepted = sum(len(b) for b in protected)
+        self._publish(result, authenticated=True)
+        return result
+
+    def refuse(
+        self,
+        reason: Reason,
+        detail: str,
+        transport: Transport,
+        body: bytes = b"",
+        device_id: str | None = None,
+    ) -> Rejection:
+        """Record a message refused before any device was authenticated (kept without content)."""
+        rejection = Rejection(
+            reason=reason,
+            detail=detail,
+            transport=transport,
+            received_at=self.clock.now(),
+            device_id=device_id,
+            payload=body[:4096],
+        )
+        self._publish(IngestResult(rejections=[rejection]), authenticated=False)
+        return rejection
+
+    def _sequence(
+        self, batch: ReadingBatch, result: IngestResult, items: list[Any]
+    ) -> ReadingBatch | None:
+        """Drop duplicates and turn replays into rejections; the batch of new readings remains."""
+        check = self.guard.check
+        rows = batch.values.tolist()
+        texts = list(batch.text.values())
+        keep: list[int] = []
+        seqs = batch.seq.tolist()
+        stamps = batch.ts.tolist()
+        for i, (device_id, seq) in enumerate(zip(batch.device_ids, seqs, strict=True)):
+            fingerprint = hash((stamps[i], tuple(rows[i]), tuple(_frozen(t[i]) for t in texts)))
+            verdict = check(device_id, seq, fingerprint)
+            if verdict is Verdict.NEW:
+                keep.append(i)
+            elif verdict is Verdict.DUPLICATE:
+                result.duplicates += 1
+            else:
+                result.rejections.append(
+                    Rejection(
+                        reason=Reason.REPLAYED_SEQUENCE,
+                        detail=f"seq {seq} of device {device_id!r} was already used "
+                        f"(highest seen is beyond the replay window)",
+                        transport=batch.transport,
+                        received_at=float(batch.received_at[i]),
+                        device_id=device_id,
+                        stream=batch.stream,
+                        seq=seq,
+                        payload=_payload(batch, i),
+                    )
+                )
+        if len(keep) == len(batch):
+            return batch
+        if not keep:
+            return None
+        return batch.take(np.array(keep, dtype=np.intp))
+
+    def _publish(self, result: IngestResult, *, authenticated: bool) -> None:
+        events: list[Event] = list(result.batches)
+        for rejection in result.rejections:
+            METRICS.rejected.labels(reason=rejection.reason.value).inc()
+            events.append(self.gateway.redact(rejection, authenticated=authenticated))
+        if result.accepted:
+            METRICS.accepted.inc(result.accepted)
+        if result.duplicates:
+            METRICS.duplicates.inc(result.duplicates)
+        self.log.publish(events)
+
+
+def _frozen(value: object) -> object:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _payload(batch: ReadingBatch, i: int) -> bytes:
+    return orjson.dumps(
+        {"seq": int(batch.seq[i]), "ts": float(batch.ts[i]), "values": batch.row(i)}
+    )

@@ -1,0 +1,118 @@
+"""Assembles the platform from settings: one place that picks adapters and wires the flow."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from civicguard.bus.memory import MemoryEventLog
+from civicguard.bus.port import EventLog
+from civicguard.catalog.loader import demo_catalog, load_catalog
+from civicguard.catalog.model import Catalog
+from civicguard.clock import Clock, SystemClock
+from civicguard.detect.registry import default_detectors
+from civicguard.ingest.decode import Decoder
+from civicguard.ingest.registry import DeviceRegistry
+from civicguard.ingest.sequence import SequenceGuard
+from civicguard.ingest.service import IngestService
+from civicguard.pipeline import Processor
+from civicguard.privacy.gateway import PrivacyGateway
+from civicguard.privacy.keys import FileKeyStore, KeyStore, Sealer
+from civicguard.respond.feed import LiveFeed
+from civicguard.respond.incidents import IncidentDesk
+from civicguard.settings import Settings
+from civicguard.store.database import make_engine, sqlite_url
+from civicguard.store.migrate import upgrade
+from civicguard.store.repositories import Store
+
+
+def make_event_log(settings: Settings, *, durable_name: str = "workers") -> EventLog:
+    """The event log adapter the settings ask for."""
+    if settings.event_log == "nats":
+        from civicguard.bus.nats import NatsEventLog
+
+        return NatsEventLog(settings.nats_url, settings.nats_stream, durable=durable_name)
+    return MemoryEventLog()
+
+
+@dataclass
+class Platform:
+    """Every service of a running civicguard, built once from settings."""
+
+    settings: Settings
+    catalog: Catalog
+    clock: Clock
+    keys: KeyStore
+    store: Store
+    registry: DeviceRegistry
+    log: EventLog
+    ingest: IngestService
+    processor: Processor
+    desk: IncidentDesk
+    feed: LiveFeed
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        keys: KeyStore | None = None,
+        log: EventLog | None = None,
+    ) -> Platform:
+        """Build the platform; creates the data directory and brings the schema up to date."""
+        clock = clock or SystemClock()
+        data_dir = Path(settings.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        catalog = load_catalog(settings.catalog) if settings.catalog else demo_catalog()
+        keys = keys or FileKeyStore.in_dir(data_dir)
+        engine = make_engine(settings.database_url or sqlite_url(data_dir))
+        upgrade(engine)
+        store = Store(engine)
+        registry = DeviceRegistry(store.devices, Sealer(keys), catalog)
+        log = log or make_event_log(settings)
+        gateway = PrivacyGateway(catalog, keys)
+        stored_high = store.readings.max_seq()
+        guard = SequenceGuard(window=settings.replay_window, resume=stored_high.get)
+        ingest = IngestService(Decoder(catalog), gateway, guard, log, clock)
+        desk = IncidentDesk(store.incidents, store.alerts, clock)
+        feed = LiveFeed()
+        districts = {d.id: d.district for d in registry.all()}
+        detectors = default_detectors(catalog, registry.get)
+        processor = Processor(log, store, detectors, desk, feed, clock, districts)
+        return cls(
+            settings=settings,
+            catalog=catalog,
+            clock=clock,
+            keys=keys,
+            store=store,
+            registry=registry,
+            log=log,
+            ingest=ingest,
+            processor=processor,
+            desk=desk,
+            feed=feed,
+        )
+
+    def start_processing(self) -> None:
+        """Run the consumer loop in a background thread (embedded mode)."""
+        thread = threading.Thread(
+            target=self.processor.run, args=(self._stop,), name="civicguard-processor", daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
+
+    def refresh_devices(self) -> None:
+        """Make newly provisioned devices known to the pipeline's district map."""
+        self.processor.districts = {d.id: d.district for d in self.registry.all()}
+
+    def close(self) -> None:
+        """Stop background threads and release connections."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self.log.close()
+        self.store.engine.dispose()

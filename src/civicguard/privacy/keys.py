@@ -1,0 +1,165 @@
+"""Key store port and adapters: where pseudonymisation and sealing keys live.
+
+The file adapter keeps every key encrypted at rest (AES-GCM) under a master key read from
+``CIVICGUARD_MASTER_KEY`` (base64) or from a 0600 file it creates on first run. A city can put
+its KMS or Vault behind the same :class:`KeyStore` protocol.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+KEY_BYTES = 32
+MASTER_KEY_ENV = "CIVICGUARD_MASTER_KEY"
+
+
+class KeyStore(Protocol):
+    """Named secret keys, created on first use and destroyable."""
+
+    def get_or_create(self, name: str) -> bytes:
+        """Return the key called ``name``, creating a random one if there is none."""
+        ...
+
+    def get(self, name: str) -> bytes | None:
+        """Return the key called ``name``, or None if it does not exist (or was destroyed)."""
+        ...
+
+    def destroy(self, name: str) -> bool:
+        """Destroy the key called ``name``; True if there was one."""
+        ...
+
+    def names(self) -> list[str]:
+        """Names of the keys alive."""
+        ...
+
+
+class MemoryKeyStore:
+    """Keys in memory only; for tests and throwaway runs."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def get_or_create(self, name: str) -> bytes:
+        """Return the key called ``name``, creating it if needed."""
+        with self._lock:
+            return self._keys.setdefault(name, secrets.token_bytes(KEY_BYTES))
+
+    def get(self, name: str) -> bytes | None:
+        """Return the key called ``name`` if it exists."""
+        return self._keys.get(name)
+
+    def destroy(self, name: str) -> bool:
+        """Forget the key called ``name``."""
+        with self._lock:
+            return self._keys.pop(name, None) is not None
+
+    def names(self) -> list[str]:
+        """Names of the keys alive."""
+        return sorted(self._keys)
+
+
+def load_master_key(path: Path) -> bytes:
+    """The master key from the environment, else from ``path`` (created 0600 if missing)."""
+    env = os.environ.get(MASTER_KEY_ENV)
+    if env:
+        key = base64.b64decode(env)
+        if len(key) != KEY_BYTES:
+            raise ValueError(f"{MASTER_KEY_ENV} must be {KEY_BYTES} bytes, base64-encoded")
+        return key
+    if path.exists():
+        key = base64.b64decode(path.read_bytes())
+        if len(key) != KEY_BYTES:
+            raise ValueError(f"{path}: master key must be {KEY_BYTES} bytes, base64-encoded")
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(KEY_BYTES)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(base64.b64encode(key))
+    return key
+
+
+class FileKeyStore:
+    """Keys in one JSON file, each sealed with AES-GCM under the master key."""
+
+    def __init__(self, path: Path, master_key: bytes) -> None:
+        self._path = path
+        self._aead = AESGCM(master_key)
+        self._lock = threading.Lock()
+        self._keys: dict[str, bytes] = {}
+        if path.exists():
+            sealed = orjson.loads(path.read_bytes())
+            for name, blob in sealed.items():
+                raw = base64.b64decode(blob)
+                self._keys[name] = self._aead.decrypt(raw[:12], raw[12:], name.encode())
+
+    @classmethod
+    def in_dir(cls, data_dir: Path) -> FileKeyStore:
+        """The key store of a data directory (``keys/keys.json``, master key ``keys/master.key``)."""
+        keys_dir = data_dir / "keys"
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(keys_dir, 0o700)
+        return cls(keys_dir / "keys.json", load_master_key(keys_dir / "master.key"))
+
+    def _save(self) -> None:
+        sealed = {}
+        for name, key in self._keys.items():
+            nonce = secrets.token_bytes(12)
+            sealed[name] = base64.b64encode(
+                nonce + self._aead.encrypt(nonce, key, name.encode())
+            ).decode()
+        tmp = self._path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(orjson.dumps(sealed))
+        tmp.replace(self._path)
+
+    def get_or_create(self, name: str) -> bytes:
+        """Return the key called ``name``, creating and persisting it if needed."""
+        with self._lock:
+            key = self._keys.get(name)
+            if key is None:
+                key = self._keys[name] = secrets.token_bytes(KEY_BYTES)
+                self._save()
+            return key
+
+    def get(self, name: str) -> bytes | None:
+        """Return the key called ``name`` if it exists."""
+        return self._keys.get(name)
+
+    def destroy(self, name: str) -> bool:
+        """Destroy the key called ``name`` and persist its absence."""
+        with self._lock:
+            if self._keys.pop(name, None) is None:
+                return False
+            self._save()
+            return True
+
+    def names(self) -> list[str]:
+        """Names of the keys alive."""
+        return sorted(self._keys)
+
+
+class Sealer:
+    """Seals small secrets (device credentials) with AES-GCM under a key-store key."""
+
+    def __init__(self, keys: KeyStore, key_name: str = "seal/device-secrets") -> None:
+        self._aead = AESGCM(keys.get_or_create(key_name))
+
+    def seal(self, plaintext: bytes, context: bytes = b"") -> bytes:
+        """Encrypt ``plaintext`` bound to ``context``."""
+        nonce = secrets.token_bytes(12)
+        return nonce + self._aead.encrypt(nonce, plaintext, context)
+
+    def open(self, sealed: bytes, context: bytes = b"") -> bytes:
+        """Decrypt what :meth:`seal` produced with the same ``context``."""
+        return self._aead.decrypt(sealed[:12], sealed[12:], context)

@@ -1,0 +1,130 @@
+"""The incident desk: groups alerts by place and time into incidents and runs their life cycle."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+from collections.abc import Sequence
+
+import h3
+
+from civicguard.clock import Clock
+from civicguard.detect.model import Alert, Severity
+from civicguard.respond.model import Incident, IncidentStatus
+from civicguard.store.repositories import AlertRepository, IncidentRepository
+
+#: Alerts whose cells share an ancestor at this H3 resolution (about 0.7 km²) are one place.
+AREA_RESOLUTION = 8
+
+
+class TransitionError(ValueError):
+    """An incident cannot move to the requested status from the one it is in."""
+
+
+def area_of(cell: str) -> str:
+    """The area an alert's cell belongs to, for grouping."""
+    if not cell or not h3.is_valid_cell(cell):
+        return cell
+    if h3.get_resolution(cell) <= AREA_RESOLUTION:
+        return cell
+    return str(h3.cell_to_parent(cell, AREA_RESOLUTION))
+
+
+class IncidentDesk:
+    """Opens incidents for new alerts or attaches them to a recent one in the same area."""
+
+    def __init__(
+        self,
+        incidents: IncidentRepository,
+        alerts: AlertRepository,
+        clock: Clock,
+        window_s: float = 600.0,
+    ) -> None:
+        self._incidents = incidents
+        self._alerts = alerts
+        self._clock = clock
+        self.window_s = window_s
+        self._lock = threading.Lock()
+        self._active: dict[str, Incident] = {}
+        for incident in incidents.unresolved():
+            self._active[area_of(incident.cell)] = incident
+
+    def file(self, alerts: Sequence[Alert], districts: dict[str, str] | None = None) -> list[Alert]:
+        """Attach each alert to an incident, store both; return the alerts with incident ids."""
+        filed: list[Alert] = []
+        changed: dict[str, Incident] = {}
+        with self._lock:
+            for alert in alerts:
+                area = area_of(alert.cell)
+                current = self._active.get(area)
+                fresh = (
+                    current is not None
+                    and current.status is not IncidentStatus.RESOLVED
+                    and alert.created_at - current.updated_at <= self.window_s
+                )
+                if current is None or not fresh:
+                    current = Incident(
+                        id=str(uuid.uuid4()),
+                        opened_at=alert.created_at,
+                        updated_at=alert.created_at,
+                        status=IncidentStatus.OPEN,
+                        severity=alert.severity.value,
+                        title=alert.title,
+                        cell=area,
+                        district=(districts or {}).get(alert.device_id or "", ""),
+                        alert_count=1,
+                    )
+                else:
+                    worse = Severity(alert.severity).rank > Severity(current.severity).rank
+                    current = dataclasses.replace(
+                        current,
+                        updated_at=alert.created_at,
+                        alert_count=current.alert_count + 1,
+                        severity=alert.severity.value if worse else current.severity,
+                        title=alert.title if worse else current.title,
+                    )
+                self._active[area] = current
+                changed[current.id] = current
+                filed.append(dataclasses.replace(alert, incident_id=current.id))
+        for incident in changed.values():
+            self._incidents.upsert(incident)
+        self._alerts.write(filed)
+        return filed
+
+    def acknowledge(self, incident_id: str, who: str, note: str = "") -> Incident:
+        """Move an open incident to acknowledged, recording who and when."""
+        return self._transition(incident_id, IncidentStatus.ACKNOWLEDGED, who, note)
+
+    def resolve(self, incident_id: str, who: str, note: str = "") -> Incident:
+        """Resolve an open or acknowledged incident, recording who and when."""
+        return self._transition(incident_id, IncidentStatus.RESOLVED, who, note)
+
+    def _transition(self, incident_id: str, to: IncidentStatus, who: str, note: str) -> Incident:
+        with self._lock:
+            incident = self._incidents.get(incident_id)
+            if incident is None:
+                raise KeyError(incident_id)
+            allowed = {
+                IncidentStatus.ACKNOWLEDGED: (IncidentStatus.OPEN,),
+                IncidentStatus.RESOLVED: (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED),
+            }[to]
+            if incident.status not in allowed:
+                raise TransitionError(f"incident is {incident.status.value}; cannot become {to.value}")
+            now = self._clock.now()
+            changes: dict[str, object] = {"status": to, "updated_at": now}
+            if to is IncidentStatus.ACKNOWLEDGED:
+                changes |= {"acknowledged_by": who, "acknowledged_at": now}
+            else:
+                changes |= {"resolved_by": who, "resolved_at": now}
+            if note:
+                changes["note"] = (incident.note + "\n" + note).strip()
+            updated = dataclasses.replace(incident, **changes)  # type: ignore[arg-type]
+            self._incidents.upsert(updated)
+            area = area_of(updated.cell)
+            if to is IncidentStatus.RESOLVED:
+                if self._active.get(area, updated).id == updated.id:
+                    self._active.pop(area, None)
+            elif area in self._active and self._active[area].id == updated.id:
+                self._active[area] = updated
+            return updated

@@ -1,0 +1,32 @@
+"""Settings from the environment (``CIVICGUARD_*``), with embedded defaults for one box."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where state lives and which adapters run; every field has an embedded default."""
+
+    model_config = SettingsConfigDict(env_prefix="CIVICGUARD_", extra="ignore")
+
+    data_dir: Path = Path("./civicguard-data")
+    #: SQLAlchemy URL; empty means the SQLite file inside ``data_dir``.
+    database_url: str = ""
+    #: Path of a catalog YAML; empty means the demo city's catalog shipped with the package.
+    catalog: str = ""
+    event_log: Literal["memory", "nats"] = "memory"
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_stream: str = "CIVICGUARD"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    mqtt_host: str = ""
+    mqtt_port: int = 1883
+    mqtt_username: str = ""
+    mqtt_password: str = ""
+    #: Sliding window of sequence numbers behind each device's highest, for replay detection.
+    replay_window: int = 32

@@ -1,0 +1,130 @@
+"""The database schema (SQLAlchemy Core). Alembic migrations under ``migrations/`` create it.
+
+Times are stored as Unix seconds (UTC) in floating point: comparable and indexable the same way
+on SQLite and PostgreSQL; the API turns them into timezone-aware ISO 8601.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("stream", String(64), nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("district", String(64), nullable=False, default=""),
+    Column("label", String(200), nullable=False, default=""),
+    # The device's secret, sealed with AES-GCM under a key from the key store.
+    Column("secret_sealed", LargeBinary, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+readings = Table(
+    "readings",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("device_id", String(64), nullable=False),
+    Column("stream", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("cell", String(16), nullable=False),
+    # The reading's fields after the privacy gateway, as JSON text.
+    Column("payload", Text, nullable=False),
+    UniqueConstraint("device_id", "seq"),
+    Index(None, "stream", "ts"),
+    Index(None, "cell", "ts"),
+    Index(None, "ts"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("received_at", Float, nullable=False, index=True),
+    Column("transport", String(16), nullable=False),
+    Column("reason", String(32), nullable=False, index=True),
+    Column("detail", Text, nullable=False),
+    Column("device_id", String(64), nullable=True),
+    Column("stream", String(64), nullable=True),
+    Column("seq", BigInteger, nullable=True),
+    Column("idx", Integer, nullable=True),
+    Column("payload", Text, nullable=False, default=""),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("opened_at", Float, nullable=False, index=True),
+    Column("updated_at", Float, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("severity", String(16), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("cell", String(16), nullable=False),
+    Column("district", String(64), nullable=False, default=""),
+    Column("alert_count", Integer, nullable=False, default=0),
+    Column("acknowledged_by", String(64), nullable=True),
+    Column("acknowledged_at", Float, nullable=True),
+    Column("resolved_by", String(64), nullable=True),
+    Column("resolved_at", Float, nullable=True),
+    Column("note", Text, nullable=False, default=""),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("ts", Float, nullable=False),
+    Column("detector", String(64), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("stream", String(64), nullable=False),
+    Column("device_id", String(64), nullable=True, index=True),
+    Column("cell", String(16), nullable=False),
+    Column("lat", Float, nullable=True),
+    Column("lon", Float, nullable=True),
+    Column("evidence", JSON, nullable=False),
+    Column("incident_id", String(36), ForeignKey("incidents.id"), nullable=True, index=True),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)

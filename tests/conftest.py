@@ -1,0 +1,29 @@
+"""Shared fixtures: a platform on a temporary data directory with a manual clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from civicguard.clock import ManualClock
+from civicguard.platform import Platform
+from civicguard.privacy.keys import MemoryKeyStore
+from civicguard.settings import Settings
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock tests move by hand, starting at a fixed instant."""
+    return ManualClock(1_790_000_000.0)
+
+
+@pytest.fixture
+def platform(tmp_path: Path, clock: ManualClock) -> Iterator[Platform]:
+    """An embedded platform (SQLite, in-process log) with keys in memory."""
+    p = Platform.build(Settings(data_dir=tmp_path / "data"), clock=clock, keys=MemoryKeyStore())
+    yield p
+    p.close()
