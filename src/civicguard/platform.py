@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from civicguard.bus.memory import MemoryEventLog
 from civicguard.bus.port import EventLog
@@ -51,6 +52,8 @@ class Platform:
     processor: Processor
     desk: IncidentDesk
     feed: LiveFeed
+    #: The street network (``civicguard.respond.streets.StreetNetwork``) when one is loaded.
+    streets: Any = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 

@@ -28,5 +28,7 @@ class Settings(BaseSettings):
     mqtt_port: int = 1883
     mqtt_username: str = ""
     mqtt_password: str = ""
+    #: OpenStreetMap XML of the city's streets; empty means the demo city's extract if present.
+    streets_osm: str = ""
     #: Sliding window of sequence numbers behind each device's highest, for replay detection.
     replay_window: int = 32

@@ -1,0 +1,198 @@
+"""The ``civicguard`` command line: run the platform, manage devices and staff, benchmark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from civicguard.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, help="civicguard: privacy-by-design city security operations.")
+devices_app = typer.Typer(no_args_is_help=True, help="Provision, list and revoke devices.")
+users_app = typer.Typer(no_args_is_help=True, help="Manage staff accounts.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
+app.add_typer(devices_app, name="devices")
+app.add_typer(users_app, name="users")
+app.add_typer(bench_app, name="bench")
+
+console = Console()
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where all state lives (default ./civicguard-data).")
+]
+
+
+def _settings(data_dir: Path | None, **overrides: object) -> Settings:
+    settings = Settings()
+    changes: dict[str, object] = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        changes["data_dir"] = data_dir
+    return settings.model_copy(update=changes)
+
+
+@app.command()
+def demo(
+    duration: Annotated[
+        float | None, typer.Option(help="Seconds to run; without it, run until Ctrl-C.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated city and its scenarios.")] = 7,
+    data_dir: DataDir = None,
+    port: Annotated[int, typer.Option(help="Port of the web interface and API.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run the platform with its simulated city and scripted scenarios."""
+    from civicguard.sim.demo import run_demo
+
+    code = run_demo(_settings(data_dir, port=port, host=host), duration=duration, seed=seed)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    port: Annotated[int | None, typer.Option(help="Port of the web interface and API.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+) -> None:
+    """Run the API, the web pages and the pipeline (and the MQTT subscriber if configured)."""
+    from civicguard.web.server import serve_platform
+
+    serve_platform(_settings(data_dir, port=port, host=host))
+
+
+@app.command()
+def worker(
+    data_dir: DataDir = None,
+    name: Annotated[str, typer.Option(help="Durable consumer shared by all workers.")] = "workers",
+) -> None:
+    """Consume the NATS JetStream event log; start several to share the load."""
+    from civicguard.worker import run_worker
+
+    run_worker(_settings(data_dir, event_log="nats"), durable=name)
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="CSV or JSON-lines file of readings.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Ingest a file of recorded readings (CSV or JSON lines), with a progress bar."""
+    from civicguard.ingest.replay import replay_file
+    from civicguard.platform import Platform
+
+    platform = Platform.build(_settings(data_dir))
+    try:
+        report = replay_file(platform, file, console=console)
+        while platform.processor.run_once(timeout=0.05):
+            pass
+    finally:
+        platform.close()
+    console.print(report.summary())
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+@devices_app.command("provision")
+def devices_provision(
+    device_id: Annotated[str, typer.Argument(help="Unique id of the device.")],
+    stream: Annotated[str, typer.Option(help="Catalog stream the device reports on.")],
+    lat: Annotated[float, typer.Option(help="Latitude of the device's site.")],
+    lon: Annotated[float, typer.Option(help="Longitude of the device's site.")],
+    district: Annotated[str, typer.Option(help="District of the city.")] = "",
+    label: Annotated[str, typer.Option(help="Human-readable name.")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Register a device and print its secret (shown once)."""
+    from civicguard.ingest.model import Device
+    from civicguard.platform import Platform
+
+    platform = Platform.build(_settings(data_dir))
+    try:
+        device = Device(id=device_id, stream=stream, lat=lat, lon=lon, district=district, label=label)
+        try:
+            secret = platform.registry.provision(device, platform.clock.now())
+        except ValueError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    finally:
+        platform.close()
+    console.print(f"device {device_id} provisioned on {stream}")
+    console.print(f"secret (store it on the device; it is not shown again): {secret}")
+
+
+@devices_app.command("list")
+def devices_list(data_dir: DataDir = None) -> None:
+    """List provisioned devices."""
+    from civicguard.platform import Platform
+
+    platform = Platform.build(_settings(data_dir))
+    try:
+        table = Table("id", "stream", "district", "lat", "lon", "revoked")
+        for d in platform.registry.all():
+            table.add_row(d.id, d.stream, d.district, f"{d.lat:.5f}", f"{d.lon:.5f}", "yes" if d.revoked else "")
+    finally:
+        platform.close()
+    console.print(table)
+
+
+@devices_app.command("revoke")
+def devices_revoke(
+    device_id: Annotated[str, typer.Argument(help="Device to revoke.")], data_dir: DataDir = None
+) -> None:
+    """Revoke a device: everything it sends from now on is refused."""
+    from civicguard.platform import Platform
+
+    platform = Platform.build(_settings(data_dir))
+    try:
+        if not platform.registry.revoke(device_id, platform.clock.now()):
+            console.print(f"[red]error:[/red] no device {device_id!r}")
+            raise typer.Exit(2)
+    finally:
+        platform.close()
+    console.print(f"device {device_id} revoked")
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="operator, analyst, admin or auditor.")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    data_dir: DataDir = None,
+) -> None:
+    """Create a staff account."""
+    from civicguard.govern.accounts import create_user
+    from civicguard.platform import Platform
+
+    platform = Platform.build(_settings(data_dir))
+    try:
+        create_user(platform.store.users, username, password, role, platform.clock.now())
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        platform.close()
+    console.print(f"user {username} ({role}) created")
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    readings: Annotated[int, typer.Option(help="Readings to push through the batch path.")] = 1_000_000,
+    mqtt_messages: Annotated[int, typer.Option(help="Messages for the MQTT comparison.")] = 200_000,
+    mqtt_port: Annotated[int, typer.Option(help="Port of the Mosquitto to use (0: start one).")] = 0,
+) -> None:
+    """Push readings through the whole pipeline and print throughput and latency."""
+    from civicguard.benchmarks.ingest import run_ingest_benchmark
+
+    run_ingest_benchmark(readings=readings, mqtt_messages=mqtt_messages, mqtt_port=mqtt_port)
+
+
+def main() -> None:
+    """Entry point of the ``civicguard`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
