@@ -27,3 +27,29 @@ def platform(tmp_path: Path, clock: ManualClock) -> Iterator[Platform]:
     p = Platform.build(Settings(data_dir=tmp_path / "data"), clock=clock, keys=MemoryKeyStore())
     yield p
     p.close()
+
+
+# A site inside the demo city (Aguascalientes centro).
+CITY_LAT, CITY_LON = 21.8818, -102.2960
+
+
+@pytest.fixture
+def provision(platform: Platform):
+    """Provision a device on ``stream``; returns (Device, secret)."""
+    from civicguard.ingest.model import Device
+
+    counter = iter(range(1_000_000))
+
+    def make(stream: str, device_id: str | None = None, **place: float) -> tuple[Device, str]:
+        device = Device(
+            id=device_id or f"{stream.split('.')[-1]}-{next(counter):03d}",
+            stream=stream,
+            lat=place.get("lat", CITY_LAT),
+            lon=place.get("lon", CITY_LON),
+            district="Centro",
+        )
+        secret = platform.registry.provision(device, platform.clock.now())
+        platform.refresh_devices()
+        return device, secret
+
+    return make

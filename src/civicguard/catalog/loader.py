@@ -149,11 +149,7 @@ class _CatalogDoc(_Strict):
     streams: dict[str, _StreamDoc] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _purposes_declared(self) -> _CatalogDoc:
-        for name, stream in self.streams.items():
-            for purpose in stream.purposes:
-                if purpose not in self.purposes:
-                    raise ValueError(f"stream {name!r} names undeclared purpose {purpose!r}")
+    def _supported(self) -> _CatalogDoc:
         if self.catalog_version not in SUPPORTED_VERSIONS:
             raise ValueError(
                 f"catalog_version {self.catalog_version!r} is not supported "
@@ -245,6 +241,14 @@ def parse_catalog(text: str, source: str = "<string>") -> Catalog:
     except ValidationError as exc:
         problems = [(_path(err["loc"]), err["msg"]) for err in exc.errors()]
         raise CatalogError(source, problems) from exc
+    undeclared = [
+        (f"streams.{name}.purposes.{i}", f"purpose {purpose!r} is not declared under purposes")
+        for name, stream in doc.streams.items()
+        for i, purpose in enumerate(stream.purposes)
+        if purpose not in doc.purposes
+    ]
+    if undeclared:
+        raise CatalogError(source, undeclared)
     return _to_catalog(doc, source)
 
 
