@@ -5,8 +5,12 @@ from __future__ import annotations
 from importlib import resources
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
+
+from civicguard.store.schema import metadata
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -21,3 +25,15 @@ def alembic_config(engine: Engine) -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply every migration up to ``revision``."""
     command.upgrade(alembic_config(engine), revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    """Undo migrations down to ``revision`` (``base``: an empty database)."""
+    command.downgrade(alembic_config(engine), revision)
+
+
+def schema_drift(engine: Engine) -> list[object]:
+    """How the database differs from ``schema.metadata``; empty when the migrations are complete."""
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))

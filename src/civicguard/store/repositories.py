@@ -5,24 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import orjson
-from sqlalchemy import Engine, Insert, Table, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, func, insert, select, update
 
 from civicguard.detect.model import Alert, Severity
 from civicguard.ingest.model import Device, ReadingBatch, Rejection
 from civicguard.respond.model import Incident, IncidentStatus
 from civicguard.store import schema
-
-
-def _insert_ignoring_duplicates(engine: Engine, table: Table) -> Insert:
-    """An INSERT that skips rows whose unique key is already stored (idempotent writes)."""
-    if engine.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if engine.dialect.name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    return insert(table)
+from civicguard.store.bulk import ReadingRow, insert_readings, reading_rows
 
 
 class DeviceRepository:
@@ -34,7 +24,8 @@ class DeviceRepository:
     def add(self, device: Device, secret_sealed: bytes, created_at: float) -> None:
         """Store a new device; ``ValueError`` if the id is taken."""
         with self._engine.begin() as conn:
-            if conn.execute(select(schema.devices.c.id).where(schema.devices.c.id == device.id)).first():
+            t = schema.devices
+            if conn.execute(select(t.c.id).where(t.c.id == device.id)).first():
                 raise ValueError(f"device {device.id!r} already exists")
             conn.execute(
                 insert(schema.devices).values(
@@ -107,18 +98,16 @@ class ReadingRepository:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._insert = _insert_ignoring_duplicates(engine, schema.readings)
 
     def write(self, batches: Iterable[ReadingBatch]) -> int:
-        """Store the batches' readings; return how many rows were new."""
-        rows: list[dict[str, Any]] = []
+        """Store the batches' readings in one transaction; return how many rows were new."""
+        rows: list[ReadingRow] = []
         for batch in batches:
-            rows.extend(_reading_rows(batch))
+            rows.extend(reading_rows(batch))
         if not rows:
             return 0
         with self._engine.begin() as conn:
-            result = conn.execute(self._insert, rows)
-            return int(result.rowcount) if result.rowcount is not None else len(rows)
+            return insert_readings(conn, rows)
 
     def query(
         self,
@@ -162,35 +151,6 @@ class ReadingRepository:
         with self._engine.connect() as conn:
             rows = conn.execute(select(t.c.device_id, func.max(t.c.seq)).group_by(t.c.device_id))
             return {device: int(seq) for device, seq in rows}
-
-
-def _reading_rows(batch: ReadingBatch) -> list[dict[str, Any]]:
-    fields = batch.fields
-    values = batch.values
-    finite = ~np.isnan(values)
-    text_items = list(batch.text.items())
-    rows = []
-    seq = batch.seq.tolist()
-    ts = batch.ts.tolist()
-    received = batch.received_at.tolist()
-    vals = values.tolist()
-    fin = finite.tolist()
-    for i, device_id in enumerate(batch.device_ids):
-        payload: dict[str, Any] = {f: v for f, v, ok in zip(fields, vals[i], fin[i], strict=True) if ok}
-        for name, col in text_items:
-            payload[name] = col[i]
-        rows.append(
-            {
-                "device_id": device_id,
-                "stream": batch.stream,
-                "seq": seq[i],
-                "ts": ts[i],
-                "received_at": received[i],
-                "cell": batch.cells[i],
-                "payload": orjson.dumps(payload).decode(),
-            }
-        )
-    return rows
 
 
 class DeadLetterRepository:

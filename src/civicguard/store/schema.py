@@ -32,6 +32,10 @@ metadata = MetaData(
     }
 )
 
+#: Generated row ids: BIGSERIAL on PostgreSQL; on SQLite only an INTEGER PRIMARY KEY is the
+#: autoincrementing rowid (a BIGINT one gets no generated value), hence the variant.
+SERIAL_ID = BigInteger().with_variant(Integer, "sqlite")
+
 devices = Table(
     "devices",
     metadata,
@@ -51,7 +55,7 @@ devices = Table(
 readings = Table(
     "readings",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("id", SERIAL_ID, primary_key=True, autoincrement=True),
     Column("device_id", String(64), nullable=False),
     Column("stream", String(64), nullable=False),
     Column("seq", BigInteger, nullable=False),
@@ -69,7 +73,7 @@ readings = Table(
 dead_letters = Table(
     "dead_letters",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("id", SERIAL_ID, primary_key=True, autoincrement=True),
     Column("received_at", Float, nullable=False, index=True),
     Column("transport", String(16), nullable=False),
     Column("reason", String(32), nullable=False, index=True),

@@ -1,0 +1,1 @@
+"""Tests of the store: repositories, bulk writes and migrations on SQLite and PostgreSQL."""
