@@ -7,6 +7,7 @@ replay, the simulator) know nothing beyond this one call.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,9 @@ class IngestService:
         self.guard = guard
         self.log = log
         self.clock = clock
+        # HTTP, MQTT and the simulator submit from different threads; the sequence guard's
+        # per-device windows must see one message at a time.
+        self._lock = threading.Lock()
 
     def submit(self, device: Device, body: bytes, transport: Transport) -> IngestResult:
         """Ingest a raw body (one reading or a JSON array of readings) from ``device``."""
@@ -72,10 +76,11 @@ class IngestService:
         now = self.clock.now() if now is None else now
         result = self.decoder.decode(device, items, transport=transport, received_at=now)
         protected: list[ReadingBatch] = []
-        for batch in result.batches:
-            fresh = self._sequence(batch, result, items)
-            if fresh is not None:
-                protected.append(self.gateway.protect(fresh, self.gateway.cell_of(device)))
+        with self._lock:
+            fresh = [self._sequence(batch, result) for batch in result.batches]
+        for batch in fresh:
+            if batch is not None:
+                protected.append(self.gateway.protect(batch, self.gateway.cell_of(device)))
         result.batches = protected
         result.accepted = sum(len(b) for b in protected)
         self._publish(result, authenticated=True)
@@ -101,9 +106,7 @@ class IngestService:
         self._publish(IngestResult(rejections=[rejection]), authenticated=False)
         return rejection
 
-    def _sequence(
-        self, batch: ReadingBatch, result: IngestResult, items: list[Any]
-    ) -> ReadingBatch | None:
+    def _sequence(self, batch: ReadingBatch, result: IngestResult) -> ReadingBatch | None:
         """Drop duplicates and turn replays into rejections; the batch of new readings remains."""
         check = self.guard.check
         rows = batch.values.tolist()

@@ -1,0 +1,296 @@
+"""The MQTT adapter against a real Mosquitto with per-device passwords and an ACL."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from civicguard.ingest.model import Transport
+from civicguard.ingest.mqtt import MqttIngest
+from civicguard.ingest.registry import sign
+from civicguard.platform import Platform
+from tests.ingest.conftest import GATEWAY_PASSWORD, GATEWAY_USER, MqttWorld
+
+RAW_PLATE = "XKZ-4471"
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@contextmanager
+def device_client(world: MqttWorld, username: str, password: str) -> Iterator[mqtt.Client]:
+    """A connected MQTT client logged in as ``username``."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{username}-{uuid.uuid4().hex[:8]}")
+    client.username_pw_set(username, password)
+    connected = threading.Event()
+    client.on_connect = lambda *_args: connected.set()
+    client.connect(world.broker.host, world.broker.port)
+    client.loop_start()
+    try:
+        assert connected.wait(5), f"{username} could not connect"
+        assert client.is_connected(), f"broker refused {username}"
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def publish(client: mqtt.Client, topic: str, payload: bytes) -> None:
+    """Publish at QoS 1 and wait for the broker's acknowledgement."""
+    info = client.publish(topic, payload, qos=1)
+    info.wait_for_publish(timeout=5)
+    assert info.is_published(), f"broker did not acknowledge {topic}"
+
+
+def substation(seq: int, ts: float, voltage: float = 11.0) -> bytes:
+    """A substation reading as a device sends it."""
+    return orjson.dumps(
+        {"seq": seq, "ts": ts, "values": {"voltage": voltage, "frequency": 50.0, "load": 12.5}}
+    )
+
+
+def dead_letters(platform: Platform) -> dict[str, int]:
+    """Dead-letter counts by reason."""
+    return platform.store.dead_letters.count_by_reason()
+
+
+def stored(platform: Platform, device_id: str) -> list[dict[str, Any]]:
+    """The readings stored for ``device_id``."""
+    return platform.store.readings.query(device_id=device_id, limit=1000)
+
+
+@pytest.mark.mqtt
+def test_anpr_reads_are_stored_pseudonymised_and_the_raw_plate_never_lands(
+    mqtt_world: MqttWorld, tmp_path: Path
+) -> None:
+    world = mqtt_world
+    now = world.clock.now()
+    batch = [
+        {
+            "seq": 1,
+            "ts": now,
+            "values": {"plate": RAW_PLATE, "lane": 2, "speed": 41.0, "vehicle_class": "car"},
+        },
+        {
+            "seq": 2,
+            "ts": now + 1,
+            "values": {"plate": "JHP 9920", "lane": 1, "speed": 38.5, "vehicle_class": "van"},
+        },
+    ]
+    with device_client(world, "anpr-01", world.secrets["anpr-01"]) as client:
+        publish(client, "civicguard/anpr-01/readings", orjson.dumps(batch))
+    wait_for(lambda: len(stored(world.platform, "anpr-01")) == 2, "two ANPR reads stored")
+
+    rows = stored(world.platform, "anpr-01")
+    plates = {row["values"]["plate"] for row in rows}
+    assert all(p.startswith("ps_") for p in plates)
+    assert len(plates) == 2
+    assert {row["values"]["vehicle_class"] for row in rows} == {"car", "van"}
+    assert world.adapter.received == 1
+    world.platform.close()
+    data_dir = Path(world.platform.settings.data_dir)
+    for path in data_dir.glob("civicguard.db*"):
+        content = path.read_bytes()
+        for raw in (RAW_PLATE, "XKZ4471", "JHP 9920", "JHP9920"):
+            assert raw.encode() not in content, f"raw plate {raw!r} found in {path.name}"
+
+
+@pytest.mark.mqtt
+def test_a_device_cannot_publish_on_another_devices_topic(mqtt_world: MqttWorld) -> None:
+    world = mqtt_world
+    now = world.clock.now()
+    with device_client(world, "sub-01", world.secrets["sub-01"]) as client:
+        # The ACL lets sub-01 write only civicguard/sub-01/...; the broker drops this one
+        # (it may acknowledge it or cut the connection: either way nothing is delivered).
+        info = client.publish("civicguard/sub-02/readings", substation(1, now, voltage=0.5), qos=1)
+        with contextlib.suppress(RuntimeError):
+            info.wait_for_publish(timeout=5)
+    with device_client(world, "sub-01", world.secrets["sub-01"]) as client:
+        publish(client, "civicguard/sub-01/readings", substation(1, now))
+    wait_for(lambda: len(stored(world.platform, "sub-01")) == 1, "sub-01's own reading")
+    world.adapter.wait_idle()
+    assert stored(world.platform, "sub-02") == []
+    # Only the device's own message was ever delivered to the platform.
+    assert world.adapter.received == 1
+
+
+@pytest.mark.mqtt
+def test_signed_payloads_are_verified_against_the_named_devices_key(mqtt_world: MqttWorld) -> None:
+    world = mqtt_world
+    now = world.clock.now()
+    forged = substation(7, now, voltage=0.1)
+    genuine = substation(8, now)
+    with device_client(world, GATEWAY_USER, GATEWAY_PASSWORD) as gateway:
+        # Signed with sub-01's key but sent as sub-02: a forgery.
+        publish(
+            gateway,
+            "civicguard/sub-02/signed",
+            orjson.dumps({"sig": sign(world.secrets["sub-01"], forged), "body": forged.decode()}),
+        )
+        publish(
+            gateway,
+            "civicguard/sub-02/signed",
+            orjson.dumps({"sig": sign(world.secrets["sub-02"], genuine), "body": genuine.decode()}),
+        )
+    wait_for(lambda: len(stored(world.platform, "sub-02")) == 1, "the genuine signed reading")
+    wait_for(
+        lambda: dead_letters(world.platform).get("bad_signature") == 1, "the forgery's dead letter"
+    )
+    (row,) = stored(world.platform, "sub-02")
+    assert row["seq"] == 8
+    (letter,) = world.platform.store.dead_letters.query(reason="bad_signature")
+    assert letter["device_id"] == "sub-02"
+    assert letter["transport"] == Transport.MQTT.value
+
+
+@pytest.mark.mqtt
+def test_bad_messages_become_dead_letters_with_their_reasons(mqtt_world: MqttWorld) -> None:
+    world = mqtt_world
+    now = world.clock.now()
+    with device_client(world, "sub-01", world.secrets["sub-01"]) as client:
+        publish(client, "civicguard/sub-01/readings", b'{"seq": 1, "ts": ')
+        publish(client, "civicguard/sub-01/readings", substation(2, now, voltage=99.0))
+        publish(client, "civicguard/sub-01/readings", substation(3, now))
+    ghost = substation(1, now)
+    with device_client(world, GATEWAY_USER, GATEWAY_PASSWORD) as gateway:
+        publish(
+            gateway,
+            "civicguard/ghost-9/signed",
+            orjson.dumps({"sig": sign("guessed", ghost), "body": ghost.decode()}),
+        )
+        publish(gateway, "civicguard/sub-01/signed", b"not json at all")
+    expected = {"malformed_json": 2, "out_of_range": 1, "unknown_device": 1}
+    wait_for(lambda: dead_letters(world.platform) == expected, f"dead letters {expected}")
+    assert [r["seq"] for r in stored(world.platform, "sub-01")] == [3]
+    (letter,) = world.platform.store.dead_letters.query(reason="out_of_range")
+    assert "voltage" in letter["detail"]
+    assert letter["seq"] == 2
+
+
+@pytest.mark.mqtt
+def test_a_retransmitted_reading_is_stored_once(mqtt_world: MqttWorld) -> None:
+    world = mqtt_world
+    now = world.clock.now()
+    body = substation(5, now)
+    with device_client(world, "sub-01", world.secrets["sub-01"]) as client:
+        publish(client, "civicguard/sub-01/readings", body)
+        publish(client, "civicguard/sub-01/readings", body)
+        publish(client, "civicguard/sub-01/readings", substation(6, now + 1))
+    wait_for(lambda: world.adapter.received == 3, "three deliveries")
+    wait_for(lambda: len(stored(world.platform, "sub-01")) == 2, "two distinct readings")
+    world.adapter.wait_idle()
+    assert sorted(r["seq"] for r in stored(world.platform, "sub-01")) == [5, 6]
+    assert dead_letters(world.platform) == {}
+
+
+@pytest.mark.mqtt
+def test_a_revoked_device_is_refused_even_while_the_broker_still_knows_it(
+    mqtt_world: MqttWorld,
+) -> None:
+    world = mqtt_world
+    now = world.clock.now()
+    assert world.platform.registry.revoke("sub-02", now)
+    with device_client(world, "sub-02", world.secrets["sub-02"]) as client:
+        publish(client, "civicguard/sub-02/readings", substation(1, now))
+    wait_for(lambda: dead_letters(world.platform) == {"revoked_device": 1}, "the refusal")
+    assert stored(world.platform, "sub-02") == []
+    (letter,) = world.platform.store.dead_letters.query(reason="revoked_device")
+    # Refused before authentication: the payload is not kept, only its size.
+    assert b"voltage" not in letter["payload"].encode()
+
+
+def test_routing_without_a_broker_refuses_unknown_devices_and_foreign_topics(
+    platform: Platform, provisioned: dict[str, str]
+) -> None:
+    adapter = MqttIngest(platform.ingest, platform.registry, "127.0.0.1", 1)
+    now = platform.clock.now()
+    adapter.handle(
+        [
+            ("civicguard/nobody/readings", substation(1, now)),
+            ("civicguard/sub-01/telemetry", substation(1, now)),
+            ("civicguard/sub-01/readings", substation(1, now)),
+            ("civicguard/sub-01/readings", substation(2, now)),
+        ]
+    )
+    while platform.processor.run_once(timeout=0.01):
+        pass
+    assert dead_letters(platform) == {"unknown_device": 1, "unknown_stream": 1}
+    assert [r["seq"] for r in stored(platform, "sub-01")] == [2, 1]
+
+
+@pytest.mark.mqtt
+def test_the_receiver_can_run_in_its_own_process(
+    platform: Platform, provisioned: dict[str, str], tmp_path: Path
+) -> None:
+    from civicguard.ingest.mqtt import write_mosquitto_auth
+    from tests.ingest.conftest import PLATFORM_PASSWORD, PLATFORM_USER
+    from tests.ingest.mosquitto import mosquitto
+
+    passwd, acl = write_mosquitto_auth(
+        platform.registry, tmp_path / "broker", PLATFORM_USER, PLATFORM_PASSWORD
+    )
+    with mosquitto(tmp_path / "broker", password_file=passwd, acl_file=acl) as broker:
+        adapter = MqttIngest(
+            platform.ingest,
+            platform.registry,
+            broker.host,
+            broker.port,
+            PLATFORM_USER,
+            PLATFORM_PASSWORD,
+            receiver="process",
+        )
+        adapter.start()
+        try:
+            now = platform.clock.now()
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-proc-sub-01")
+            client.username_pw_set("sub-01", provisioned["sub-01"])
+            client.connect(broker.host, broker.port)
+            client.loop_start()
+            for seq in range(1, 51):
+                client.publish("civicguard/sub-01/readings", substation(seq, now), qos=1)
+            client.publish("civicguard/sub-01/readings", b"{broken", qos=1).wait_for_publish(5)
+            client.disconnect()
+            client.loop_stop()
+            wait_for(lambda: adapter.received == 51, "51 messages through the receiver process")
+        finally:
+            adapter.stop()
+    while platform.processor.run_once(timeout=0.01):
+        pass
+    assert platform.store.readings.count() == 50
+    assert dead_letters(platform) == {"malformed_json": 1}
+
+
+@pytest.mark.mqtt
+def test_a_wrong_platform_password_is_reported_at_start(
+    platform: Platform, provisioned: dict[str, str], tmp_path: Path
+) -> None:
+    from civicguard.ingest.mqtt import write_mosquitto_auth
+    from tests.ingest.conftest import PLATFORM_PASSWORD, PLATFORM_USER
+    from tests.ingest.mosquitto import mosquitto
+
+    passwd, acl = write_mosquitto_auth(
+        platform.registry, tmp_path / "broker", PLATFORM_USER, PLATFORM_PASSWORD
+    )
+    with mosquitto(tmp_path / "broker", password_file=passwd, acl_file=acl) as broker:
+        adapter = MqttIngest(
+            platform.ingest, platform.registry, broker.host, broker.port, PLATFORM_USER, "wrong"
+        )
+        with pytest.raises(ConnectionError, match="authori"):
+            adapter.start(timeout=5)
