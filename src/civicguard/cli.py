@@ -189,6 +189,42 @@ def bench_ingest(
     run_ingest_benchmark(readings=readings, mqtt_messages=mqtt_messages, mqtt_port=mqtt_port)
 
 
+def _shared_data(name: str) -> Path:
+    """Where the public benchmark data lives: ``$CIVICGUARD_SHARED_DATA`` or ``../shared/data``."""
+    import os
+
+    candidates = [Path(os.environ["CIVICGUARD_SHARED_DATA"])] if "CIVICGUARD_SHARED_DATA" in os.environ else []
+    candidates += [Path.cwd().parent / "shared" / "data", Path(__file__).resolve().parents[3] / "shared" / "data"]
+    for base in candidates:
+        if (base / name).exists():
+            return base / name
+    raise typer.BadParameter(f"cannot find {name}/ under {', '.join(map(str, candidates))}")
+
+
+@bench_app.command("batadal")
+def bench_batadal(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the test-set detection report.")],
+    data: Annotated[Path | None, typer.Option(help="BATADAL data directory.")] = None,
+) -> None:
+    """Score the water-network attack detector on BATADAL dataset 04; write the test report."""
+    from civicguard.benchmarks.batadal import run_batadal
+
+    out.mkdir(parents=True, exist_ok=True)
+    run_batadal(out, data or _shared_data("batadal"))
+
+
+@bench_app.command("nab")
+def bench_nab(
+    out: Annotated[Path, typer.Option("--out", help="Directory for results in NAB's layout.")],
+    data: Annotated[Path | None, typer.Option(help="NAB data directory.")] = None,
+) -> None:
+    """Run the anomaly ensemble over the NAB corpus and print its scores beside the scoreboard."""
+    from civicguard.benchmarks.nab_run import run_nab
+
+    out.mkdir(parents=True, exist_ok=True)
+    run_nab(out, data or _shared_data("nab"), console=console)
+
+
 def main() -> None:
     """Entry point of the ``civicguard`` script."""
     app()

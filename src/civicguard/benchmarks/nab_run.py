@@ -1,0 +1,135 @@
+"""``civicguard bench nab``: our univariate ensemble over the NAB corpus, scored like NAB.
+
+Every file is a stream of one ensemble; all files advance together, one row per vector step,
+so each score uses only the rows of its file up to itself. The detector sees timestamps and
+values only: the anomaly windows are read for the output's ``label`` column and for scoring,
+never handed to the detector. Results are written in NAB's layout so NAB itself can rescore
+them: ``out_dir/<detector>/<category>/<detector>_<file>.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from civicguard.benchmarks.nab import Corpus, DataFile, load_corpus, normalised_scores
+from civicguard.detect.univariate import Ensemble, UnivariateDetector
+
+#: The published NAB scoreboard (standard, reward low FP, reward low FN).
+SCOREBOARD: tuple[tuple[str, float, float, float], ...] = (
+    ("ARTime", 74.9, 65.1, 80.4),
+    ("Numenta HTM", 70.5, 62.6, 75.2),
+    ("CAD OSE", 69.9, 67.0, 73.2),
+    ("earthgecko Skyline", 58.2, 46.2, 63.9),
+    ("KNN CAD", 58.0, 43.4, 64.8),
+    ("Relative Entropy", 54.6, 47.6, 58.8),
+    ("Random Cut Forest", 51.7, 38.4, 59.7),
+    ("Twitter ADVec", 47.1, 33.6, 53.5),
+    ("Windowed Gaussian", 39.6, 20.9, 47.4),
+)
+PROFILE_NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+
+
+def detect_corpus(
+    corpus: Corpus, detector: UnivariateDetector | None = None
+) -> dict[str, np.ndarray]:
+    """Anomaly scores of every row of every file, all files run as streams of one detector."""
+    detector = detector or Ensemble()
+    files = corpus.files
+    lengths = np.array([len(f) for f in files])
+    # Longest first, so the files still running at row i are always a prefix.
+    order = np.argsort(-lengths, kind="stable")
+    longest = int(lengths.max()) if files else 0
+    values = np.zeros((len(files), longest))
+    stamps = np.zeros((len(files), longest))
+    for k, i in enumerate(order):
+        values[k, : lengths[i]] = files[i].values
+        stamps[k, : lengths[i]] = files[i].timestamps
+    scores = np.zeros((len(files), longest))
+    running = np.searchsorted(-lengths[order], -np.arange(longest), side="left")
+    slots = np.arange(len(files), dtype=np.intp)
+    detector.reserve(len(files))
+    for row in range(longest):
+        active = slots[: running[row]]
+        scores[active, row] = detector.update(active, values[active, row], stamps[active, row])
+    return {files[i].name: scores[k, : lengths[i]] for k, i in enumerate(order)}
+
+
+def window_labels(data: DataFile) -> np.ndarray:
+    """NAB's ``label`` column: 1 on rows inside an anomaly window, else 0."""
+    labels = np.zeros(len(data), dtype=np.int64)
+    for start, end in data.windows:
+        labels[start : end + 1] = 1
+    return labels
+
+
+def result_path(out_dir: Path, detector: str, name: str) -> Path:
+    """Where NAB expects ``detector``'s results for corpus file ``category/file.csv``."""
+    relative = PurePosixPath(name)
+    return out_dir / detector / relative.parent / f"{detector}_{relative.name}"
+
+
+def write_results(
+    out_dir: Path, detector: str, corpus: Corpus, scores_by_file: Mapping[str, np.ndarray]
+) -> list[Path]:
+    """Write ``timestamp,value,anomaly_score,label`` files in NAB's layout; returns their paths."""
+    written = []
+    for data in corpus.files:
+        path = result_path(out_dir, detector, data.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stamps = np.datetime_as_string(
+            np.round(data.timestamps * 1e6).astype("datetime64[us]"), unit="s"
+        )
+        labels = window_labels(data)
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(("timestamp", "value", "anomaly_score", "label"))
+            writer.writerows(
+                (str(t).replace("T", " "), repr(float(v)), f"{s:.6f}", int(lab))
+                for t, v, s, lab in zip(
+                    stamps, data.values, scores_by_file[data.name], labels, strict=True
+                )
+            )
+        written.append(path)
+    return written
+
+
+def run_nab(
+    out_dir: Path,
+    nab_dir: Path,
+    detector: Callable[[], UnivariateDetector] = Ensemble,
+    console: Console | None = None,
+) -> dict[str, float]:
+    """Run the ensemble over the NAB corpus, write its results, print and return its scores.
+
+    Returns the three normalised scores by profile name plus ``seconds`` (detection time)
+    and ``points``.
+    """
+    console = console or Console()
+    corpus = load_corpus(nab_dir)
+    instance = detector()
+    started = time.perf_counter()
+    scores = detect_corpus(corpus, instance)
+    seconds = time.perf_counter() - started
+    write_results(out_dir, instance.name, corpus, scores)
+    result = normalised_scores(corpus, scores)
+    points = sum(len(f) for f in corpus.files)
+    table = Table(title="NAB normalised scores (standard / low FP / low FN)")
+    table.add_column("detector")
+    for name in PROFILE_NAMES:
+        table.add_column(name, justify="right")
+    table.add_row(f"civicguard ({instance.name})", *(f"{result[n]:.1f}" for n in PROFILE_NAMES))
+    for row in SCOREBOARD:
+        table.add_row(row[0], *(f"{v:.1f}" for v in row[1:]))
+    console.print(table)
+    console.print(
+        f"{points:,} points in {len(corpus.files)} files, detection {seconds:.1f} s "
+        f"({points / seconds:,.0f} points/s); results in {out_dir / instance.name}"
+    )
+    return {**result, "seconds": seconds, "points": float(points)}

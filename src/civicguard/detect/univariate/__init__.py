@@ -1,0 +1,36 @@
+"""Anomaly detectors for single streams, learning per stream online, with no labels.
+
+Each detector keeps its state in arrays indexed by stream slot and scores a batch of points
+at once, each point using only the points of its stream up to itself::
+
+    detector = Ensemble()
+    scores = detector.update(slots, values, ts)  # anomaly scores in [0, 1]
+"""
+
+from civicguard.detect.univariate._base import (
+    SlotState,
+    UnivariateDetector,
+    surprise_score,
+)
+from civicguard.detect.univariate._baseline import Baseline
+from civicguard.detect.univariate._cusum import ChangePoint
+from civicguard.detect.univariate._ensemble import Ensemble, EnsembleSettings, default_members
+from civicguard.detect.univariate._entropy import RelativeEntropy
+from civicguard.detect.univariate._predictor import LinearPredictor
+from civicguard.detect.univariate._seasonal import SeasonalProfile
+from civicguard.detect.univariate._zscore import RobustZScore
+
+__all__ = [
+    "Baseline",
+    "ChangePoint",
+    "Ensemble",
+    "EnsembleSettings",
+    "LinearPredictor",
+    "RelativeEntropy",
+    "RobustZScore",
+    "SeasonalProfile",
+    "SlotState",
+    "UnivariateDetector",
+    "default_members",
+    "surprise_score",
+]

@@ -1,0 +1,101 @@
+"""The ensemble: each member's surprise against its own record, quiet after an alarm."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from civicguard.detect.univariate._base import FloatArray, IndexArray, UnivariateDetector
+from civicguard.detect.univariate._cusum import ChangePoint
+from civicguard.detect.univariate._entropy import RelativeEntropy
+from civicguard.detect.univariate._seasonal import SeasonalProfile
+from civicguard.detect.univariate._zscore import RobustZScore
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnsembleSettings:
+    """One configuration for every stream: warm-up, calibration, alarm and quiet period."""
+
+    #: Points of a stream scored 0 while the members are still learning it.
+    warmup: int = 150
+    #: Points after which a member's record (its largest surprise so far) is trusted.
+    record_warmup: int = 50
+    #: Surprises under this many sigmas count half: a record of a calm stream is no news.
+    meaningful: float = 3.0
+    #: A calibrated surprise at least this high (a new record) is an alarm...
+    alarm: float = 1.0
+    #: ...after which the stream's scores are scaled by ``quiet_factor`` for this many points.
+    quiet_points: int = 100
+    quiet_factor: float = 0.0
+
+
+def default_members() -> list[UnivariateDetector]:
+    """The member detectors of the default ensemble, each with its default settings."""
+    return [RobustZScore(), SeasonalProfile(), ChangePoint(), RelativeEntropy()]
+
+
+class Ensemble(UnivariateDetector):
+    """Max over members of surprise relative to that member's record on this stream.
+
+    Calibrating each member against its own largest past surprise on the same stream puts
+    streams and members on one scale (1.0 = as surprising as anything seen here) without
+    labels. After an alarm the stream is quiet for a while, which is what a responder wants
+    (one alarm per event, not one per reading) and what NAB rewards: only the first
+    detection inside a window earns.
+
+    >>> ensemble = Ensemble()
+    >>> rng = np.random.default_rng(1)
+    >>> values = np.concatenate([rng.normal(0, 1, 400), [25.0]])
+    >>> scores = ensemble.update(np.zeros(401, dtype=np.intp), values, np.arange(401.0) * 300)
+    >>> bool(scores[-1] > scores[:-1].max())
+    True
+    """
+
+    name = "civicguard"
+    seen: FloatArray
+    quiet: FloatArray
+    record: FloatArray
+
+    def __init__(
+        self,
+        settings: EnsembleSettings | None = None,
+        members: Sequence[UnivariateDetector] | None = None,
+    ) -> None:
+        self.members = list(members) if members is not None else default_members()
+        super().__init__(
+            (("seen", (), 0.0), ("quiet", (), 0.0), ("record", (len(self.members),), 1e-9))
+        )
+        for member in self.members:
+            self.part(member)
+        self.settings = settings or EnsembleSettings()
+
+    def member_surprises(self, slots: IndexArray, values: FloatArray, ts: FloatArray) -> FloatArray:
+        """Every member's raw surprise (sigmas) for these points, one column per member."""
+        return np.stack([m.surprise(slots, values, ts) for m in self.members], axis=1)
+
+    def to_score(self, surprise: FloatArray) -> FloatArray:
+        """A calibrated surprise r as r / (1 + r): 0.5 for a new record."""
+        r = np.maximum(surprise, 0.0)
+        result: FloatArray = r / (1.0 + r)
+        return result
+
+    def surprise(self, slots: IndexArray, values: FloatArray, ts: FloatArray) -> FloatArray:
+        """Score then learn one point of each of ``slots``; 1.0 means a new record."""
+        settings = self.settings
+        raw = self.member_surprises(slots, values, ts)
+        record = self.record[slots]
+        seen = self.seen[slots]
+        calibrated = raw / record
+        calibrated = np.where(raw < settings.meaningful, 0.5 * calibrated, calibrated)
+        calibrated[seen < settings.record_warmup] = 0.0
+        self.record[slots] = np.maximum(record, raw)
+        self.seen[slots] = seen + 1.0
+        combined = np.where(seen < settings.warmup, 0.0, calibrated.max(axis=1))
+        quiet = self.quiet[slots]
+        combined = np.where(quiet > 0, combined * settings.quiet_factor, combined)
+        fired = combined >= settings.alarm
+        self.quiet[slots] = np.where(fired, float(settings.quiet_points), np.maximum(quiet - 1, 0))
+        result: FloatArray = combined
+        return result

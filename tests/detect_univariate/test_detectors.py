@@ -1,0 +1,152 @@
+"""Univariate detectors: causality, vectorisation, and what each one flags."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from civicguard.detect import univariate
+from civicguard.detect.univariate import (
+    ChangePoint,
+    Ensemble,
+    LinearPredictor,
+    RelativeEntropy,
+    RobustZScore,
+    SeasonalProfile,
+    UnivariateDetector,
+)
+
+FACTORIES: list[Callable[[], UnivariateDetector]] = [
+    RobustZScore,
+    SeasonalProfile,
+    ChangePoint,
+    RelativeEntropy,
+    LinearPredictor,
+    Ensemble,
+]
+IDS = [f.__name__ for f in FACTORIES]
+N = 2000
+INJECT_AT = 1500
+STEP_S = 300.0
+
+
+def series(seed: int, kind: str) -> np.ndarray:
+    """Gaussian noise around 10, with a spike or a level shift injected at ``INJECT_AT``."""
+    values = np.random.default_rng(seed).normal(10.0, 1.0, N)
+    if kind == "spike":
+        values[INJECT_AT] += 15.0
+    elif kind == "shift":
+        values[INJECT_AT:] += 8.0
+    return values
+
+
+def run_alone(factory: Callable[[], UnivariateDetector], values: np.ndarray) -> np.ndarray:
+    detector = factory()
+    ts = 1_700_000_000.0 + np.arange(values.size) * STEP_S
+    return detector.update(np.zeros(values.size, dtype=np.intp), values, ts)
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=IDS)
+def test_scores_are_in_unit_interval(factory: Callable[[], UnivariateDetector]) -> None:
+    scores = run_alone(factory, series(0, "shift"))
+    assert scores.shape == (N,)
+    assert np.all((scores >= 0.0) & (scores <= 1.0))
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=IDS)
+@settings(max_examples=15, deadline=None)
+@given(
+    values=st.lists(
+        st.floats(min_value=-1e3, max_value=1e3, allow_nan=False), min_size=2, max_size=300
+    ),
+    cut=st.integers(min_value=1, max_value=299),
+)
+def test_future_points_never_change_past_scores(
+    factory: Callable[[], UnivariateDetector], values: list[float], cut: int
+) -> None:
+    full = np.array(values)
+    cut = min(cut, full.size - 1)
+    ts = np.arange(full.size) * 3600.0
+    slots = np.zeros(full.size, dtype=np.intp)
+    past = factory().update(slots[:cut], full[:cut], ts[:cut])
+    # The same points in two batches, then with the future appended in one batch.
+    split = factory()
+    first = split.update(slots[:cut], full[:cut], ts[:cut])
+    split.update(slots[cut:], full[cut:], ts[cut:])
+    whole = factory().update(slots, full, ts)
+    np.testing.assert_array_equal(first, past)
+    np.testing.assert_array_equal(whole[:cut], past)
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=IDS)
+def test_interleaved_streams_score_as_each_alone(
+    factory: Callable[[], UnivariateDetector],
+) -> None:
+    streams = [series(1, "spike"), series(2, "shift") * 3.0, series(3, "noise") - 50.0]
+    alone = [run_alone(factory, v) for v in streams]
+    ts = 1_700_000_000.0 + np.arange(N) * STEP_S
+    # Round-robin, in uneven batches, one stream starting later (slots 2, 0, 1 order).
+    slots = np.tile(np.array([2, 0, 1], dtype=np.intp), N)
+    values = np.stack([streams[2], streams[0], streams[1]], axis=1).ravel()
+    stamps = np.repeat(ts, 3)
+    detector = factory()
+    together = np.empty(slots.size)
+    for start, stop in ((0, 7), (7, 1000), (1000, 1001), (1001, slots.size)):
+        together[start:stop] = detector.update(
+            slots[start:stop], values[start:stop], stamps[start:stop]
+        )
+    for slot in range(3):
+        np.testing.assert_allclose(together[slots == slot], alone[slot], rtol=0, atol=1e-12)
+
+
+CASES = [
+    (RobustZScore, "spike"),
+    (RobustZScore, "shift"),
+    (SeasonalProfile, "spike"),
+    (SeasonalProfile, "shift"),
+    (ChangePoint, "shift"),
+    (RelativeEntropy, "shift"),
+    (LinearPredictor, "spike"),
+    (LinearPredictor, "shift"),
+]
+
+
+@pytest.mark.parametrize(("factory", "kind"), CASES, ids=[f"{f.__name__}-{k}" for f, k in CASES])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_member_flags_injection_and_stays_low_on_noise(
+    factory: Callable[[], UnivariateDetector], kind: str, seed: int
+) -> None:
+    noise = run_alone(factory, series(seed, "noise"))[200:]
+    injected = run_alone(factory, series(seed, kind))
+    assert noise.max() < 0.6
+    assert injected[INJECT_AT : INJECT_AT + 50].max() > max(0.5, noise.max())
+
+
+@pytest.mark.parametrize("kind", ["spike", "shift"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ensemble_scores_injection_above_anything_noise_gave(kind: str, seed: int) -> None:
+    noise = run_alone(Ensemble, series(seed, "noise"))
+    injected = run_alone(Ensemble, series(seed, kind))
+    assert injected[INJECT_AT : INJECT_AT + 20].max() > noise.max()
+
+
+def test_ensemble_is_quiet_after_an_alarm() -> None:
+    values = series(4, "spike")
+    values[INJECT_AT + 10] += 15.0
+    scores = run_alone(Ensemble, values)
+    assert scores[INJECT_AT] >= 0.5
+    # A second spike inside the quiet period is not raised again.
+    assert scores[INJECT_AT + 10] == 0.0
+
+
+def test_public_api_is_complete() -> None:
+    exported = {
+        name
+        for name, value in vars(univariate).items()
+        if isinstance(value, type) and value.__module__.startswith(univariate.__name__)
+    }
+    assert exported <= set(univariate.__all__)
