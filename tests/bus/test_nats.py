@@ -1,0 +1,286 @@
+"""The NATS JetStream event log against a real nats-server: durable, shared, redelivering."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from civicguard.bus.nats import NatsEventLog
+from civicguard.bus.port import Event
+from civicguard.clock import ManualClock
+from civicguard.ingest.model import Device, ReadingBatch, Transport
+from civicguard.platform import Platform
+from civicguard.privacy.keys import MemoryKeyStore
+from civicguard.settings import Settings
+from civicguard.store.database import make_engine, sqlite_url
+from civicguard.store.repositories import Store
+from civicguard.worker import run_worker
+from tests.bus.conftest import NatsLogFactory
+from tests.bus.events import assert_same, batch, rejection, seqs
+from tests.bus.nats_server import NatsServer
+
+pytestmark = pytest.mark.nats
+
+
+def drain(log: NatsEventLog, *, idle: float = 0.5, max_events: int = 256) -> list[Event]:
+    """Consume and commit until the log stays empty for ``idle`` s."""
+    got: list[Event] = []
+    while events := log.consume(max_events, idle):
+        got.extend(events)
+        log.commit()
+    return got
+
+
+def test_events_survive_a_consumer_restart(nats_log: NatsLogFactory) -> None:
+    nats_log("ingest").publish([batch(1, first_seq=i) for i in range(4)])
+    first = nats_log()
+    assert seqs(first.consume(2, 2.0)) == [0, 1]
+    first.commit()
+    first.close()
+    assert seqs(drain(nats_log())) == [2, 3]
+
+
+def test_closing_hands_uncommitted_events_to_the_next_worker(nats_log: NatsLogFactory) -> None:
+    nats_log("ingest").publish([batch(1, first_seq=i) for i in range(3)])
+    quitter = nats_log(ack_wait=60)
+    assert seqs(quitter.consume(10, 2.0)) == [0, 1, 2]
+    quitter.close()
+    # Well inside ack_wait: only the close's hand-back can have made them available.
+    assert sorted(seqs(nats_log(ack_wait=60).consume(10, 2.0))) == [0, 1, 2]
+
+
+def test_unacked_events_are_redelivered_after_ack_wait(nats_log: NatsLogFactory) -> None:
+    nats_log("ingest").publish([batch(1, first_seq=7), rejection()])
+    stuck = nats_log(ack_wait=1.0)
+    taken = stuck.consume(10, 2.0)
+    assert len(taken) == 2
+    other = nats_log(ack_wait=1.0)
+    redelivered: list[Event] = []
+    deadline = time.monotonic() + 10
+    while len(redelivered) < 2 and time.monotonic() < deadline:
+        redelivered.extend(other.consume(10, 0.5))
+    other.commit()
+    assert len(redelivered) == 2
+    for got, want in zip(redelivered, taken, strict=True):
+        assert_same(got, want)
+    # Committed now: waiting out another ack_wait brings nothing back.
+    assert other.consume(10, 2.0) == []
+
+
+def test_two_workers_share_the_durable_without_loss_or_duplicates(
+    nats_log: NatsLogFactory,
+) -> None:
+    nats_log("ingest").publish([batch(1, first_seq=i) for i in range(100)])
+    a, b = nats_log(), nats_log()
+    got_a: list[int] = []
+    got_b: list[int] = []
+    quiet = 0
+    while quiet < 2:
+        taken_a, taken_b = a.consume(7, 0.3), b.consume(7, 0.3)
+        a.commit()
+        b.commit()
+        got_a += seqs(taken_a)
+        got_b += seqs(taken_b)
+        quiet = quiet + 1 if not (taken_a or taken_b) else 0
+    assert got_a
+    assert got_b
+    assert sorted(got_a + got_b) == list(range(100))
+
+
+def test_a_batch_over_the_server_payload_limit_is_split(nats_log: NatsLogFactory) -> None:
+    big = batch(25_000)
+    log = nats_log()
+    log.publish([big])
+    got = drain(log)
+    assert len(got) > 1
+    assert seqs(got) == list(range(25_000))
+    for name in ("ts", "received_at", "values"):
+        whole = np.concatenate([getattr(e, name) for e in got if isinstance(e, ReadingBatch)])
+        np.testing.assert_array_equal(whole, getattr(big, name))
+
+
+def test_partitions_keep_a_city_stream_on_one_partition(nats_log: NatsLogFactory) -> None:
+    streams = ["power.substation", "water.tank", "traffic.counter", "air.quality", "noise"]
+    nats_log("ingest", partitions=3).publish(
+        [batch(1, stream=s, first_seq=i) for i in range(4) for s in streams]
+    )
+    seen: dict[str, int] = {}
+    total = 0
+    for p in range(3):
+        for event in drain(nats_log(partitions=3, partition=p)):
+            assert isinstance(event, ReadingBatch)
+            assert seen.setdefault(event.stream, p) == p
+            total += 1
+    assert sorted(seen) == sorted(streams)
+    assert total == 20
+
+
+def test_events_survive_a_server_restart(own_nats_server: NatsServer) -> None:
+    ingest = NatsEventLog(own_nats_server.url, "RESTART")
+    try:
+        ingest.publish([batch(2, first_seq=0), rejection()])
+    finally:
+        ingest.close()
+    own_nats_server.restart()
+    worker = NatsEventLog(own_nats_server.url, "RESTART")
+    try:
+        got = drain(worker)
+    finally:
+        worker.close()
+    assert len(got) == 2
+    assert_same(got[0], batch(2, first_seq=0))
+    assert_same(got[1], rejection())
+
+
+def stored(data_dir: Path) -> list[tuple[str, int]]:
+    """``(device, seq)`` of every reading stored in a worker's SQLite database (none yet: [])."""
+    if not (data_dir / "civicguard.db").exists():
+        return []
+    engine = make_engine(sqlite_url(data_dir))
+    try:
+        return [(r["device_id"], r["seq"]) for r in Store(engine).readings.query(limit=100_000)]
+    except OperationalError:  # the worker has not created its tables yet
+        return []
+    finally:
+        engine.dispose()
+
+
+def test_workers_store_every_reading_published_by_ingest_exactly_once(
+    own_nats_server: NatsServer, tmp_path: Path
+) -> None:
+    nats = {"event_log": "nats", "nats_url": own_nats_server.url}
+    clock = ManualClock(1_790_000_000.0)
+    ingest = Platform.build(
+        Settings(data_dir=tmp_path / "ingest", **nats), clock=clock, keys=MemoryKeyStore()
+    )
+    stops = [threading.Event(), threading.Event()]
+    dirs = [tmp_path / "worker-a", tmp_path / "worker-b"]
+    workers = [
+        threading.Thread(target=run_worker, args=(Settings(data_dir=d, **nats), "workers", s))
+        for d, s in zip(dirs, stops, strict=True)
+    ]
+    try:
+        devices = [
+            Device(id=f"substation-{i}", stream="power.substation", lat=21.88 + i / 1000,
+                   lon=-102.29, district="centro")
+            for i in range(4)
+        ]
+        for device in devices:
+            ingest.registry.provision(device, clock.now())
+        for worker in workers:
+            worker.start()
+        # Publish only once both workers wait on the consumer, or the first may take it all.
+        observer = NatsEventLog(own_nats_server.url, Settings().nats_stream)
+        try:
+            deadline = time.monotonic() + 30
+            while observer.waiting_consumers() < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            observer.close()
+        expected: set[tuple[str, int]] = set()
+        for round_ in range(40):
+            clock.advance(10)
+            for device in devices:
+                readings = [
+                    {"seq": round_ * 10 + k, "ts": clock.now() - 5 + k * 0.5,
+                     "values": {"voltage": 11.0, "frequency": 50.0, "load": 20.0 + k}}
+                    for k in range(10)
+                ]
+                body = orjson.dumps(readings)
+                result = ingest.ingest.submit(device, body, Transport.HTTP)
+                assert result.accepted == 10, result.rejections
+                expected.update((device.id, int(r["seq"])) for r in readings)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if sum(len(stored(d)) for d in dirs) >= len(expected):
+                break
+            time.sleep(0.2)
+    finally:
+        for stop in stops:
+            stop.set()
+        for worker in workers:
+            worker.join(timeout=15)
+        ingest.close()
+    assert not any(w.is_alive() for w in workers)
+    by_worker = [stored(d) for d in dirs]
+    assert all(by_worker), "both workers should have taken a share"
+    every = by_worker[0] + by_worker[1]
+    assert len(every) == len(expected) == 1600
+    assert set(every) == expected
+
+
+def test_the_worker_command_stores_readings_and_stops_on_sigterm(
+    own_nats_server: NatsServer, tmp_path: Path
+) -> None:
+    NatsEventLog(own_nats_server.url, Settings().nats_stream).close()  # stream exists
+    env = {
+        **os.environ,
+        "CIVICGUARD_NATS_URL": own_nats_server.url,
+        "CIVICGUARD_DATA_DIR": str(tmp_path / "worker"),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "civicguard.cli", "worker"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        ingest = NatsEventLog(own_nats_server.url, Settings().nats_stream)
+        try:
+            ingest.publish([batch(1, stream="power.substation", first_seq=i) for i in range(5)])
+        finally:
+            ingest.close()
+        deadline = time.monotonic() + 30
+        while len(stored(tmp_path / "worker")) < 5 and time.monotonic() < deadline:
+            assert worker.poll() is None, worker.communicate()[0].decode()
+            time.sleep(0.1)
+        worker.send_signal(signal.SIGTERM)
+        output = worker.communicate(timeout=20)[0].decode()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 0, output
+    assert sorted(seq for _, seq in stored(tmp_path / "worker")) == [0, 1, 2, 3, 4]
+
+
+def test_a_worker_carries_on_after_the_server_restarts(
+    own_nats_server: NatsServer, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "worker", event_log="nats", nats_url=own_nats_server.url
+    )
+    stop = threading.Event()
+    worker = threading.Thread(target=run_worker, args=(settings, "workers", stop))
+    worker.start()
+    try:
+        ingest = NatsEventLog(own_nats_server.url, settings.nats_stream)
+        try:
+            ingest.publish([batch(1, first_seq=0)])
+        finally:
+            ingest.close()
+        deadline = time.monotonic() + 30
+        while len(stored(settings.data_dir)) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        own_nats_server.restart()
+        ingest = NatsEventLog(own_nats_server.url, settings.nats_stream)
+        try:
+            ingest.publish([batch(1, first_seq=1)])
+        finally:
+            ingest.close()
+        deadline = time.monotonic() + 30
+        while len(stored(settings.data_dir)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join(timeout=20)
+    assert not worker.is_alive()
+    assert sorted(seq for _, seq in stored(settings.data_dir)) == [0, 1]
