@@ -67,11 +67,15 @@ def serve(
 def worker(
     data_dir: DataDir = None,
     name: Annotated[str, typer.Option(help="Durable consumer shared by all workers.")] = "workers",
+    partition: Annotated[
+        int | None,
+        typer.Option(help="Consume only this partition (0..CIVICGUARD_NATS_PARTITIONS-1)."),
+    ] = None,
 ) -> None:
-    """Consume the NATS JetStream event log; start several to share the load."""
+    """Consume the NATS JetStream event log; start one per partition to share the load."""
     from civicguard.worker import run_worker
 
-    run_worker(_settings(data_dir, event_log="nats"), durable=name)
+    run_worker(_settings(data_dir, event_log="nats"), durable=name, partition=partition)
 
 
 @app.command()

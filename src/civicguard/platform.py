@@ -28,12 +28,20 @@ from civicguard.store.migrate import upgrade
 from civicguard.store.repositories import Store
 
 
-def make_event_log(settings: Settings, *, durable_name: str = "workers") -> EventLog:
-    """The event log adapter the settings ask for."""
+def make_event_log(
+    settings: Settings, *, durable_name: str = "workers", partition: int | None = None
+) -> EventLog:
+    """The event log adapter the settings ask for (``partition``: consume only that one)."""
     if settings.event_log == "nats":
         from civicguard.bus.nats import NatsEventLog
 
-        return NatsEventLog(settings.nats_url, settings.nats_stream, durable=durable_name)
+        return NatsEventLog(
+            settings.nats_url,
+            settings.nats_stream,
+            durable=durable_name,
+            partitions=settings.nats_partitions,
+            partition=partition,
+        )
     return MemoryEventLog()
 
 

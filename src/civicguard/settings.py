@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     event_log: Literal["memory", "nats"] = "memory"
     nats_url: str = "nats://127.0.0.1:4222"
     nats_stream: str = "CIVICGUARD"
+    #: Partitions of the event log (by device); run one worker per partition at city scale.
+    nats_partitions: int = Field(default=1, ge=1, le=1024)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     mqtt_host: str = ""

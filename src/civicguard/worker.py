@@ -25,21 +25,19 @@ DEVICE_REFRESH_EVERY = 30.0
 #: Seconds a worker waits after a failure (NATS or the database unreachable) before resuming.
 RETRY_AFTER = 2.0
 
-# Alembic keeps its migration context in module globals, so two workers started in one
-# process (tests, embedding) must not bring their databases up to date at the same time.
-_BUILDING = threading.Lock()
-
-
 def run_worker(
-    settings: Settings, durable: str = "workers", stop: threading.Event | None = None
+    settings: Settings,
+    durable: str = "workers",
+    stop: threading.Event | None = None,
+    partition: int | None = None,
 ) -> None:
     """Consume the NATS event log until ``stop`` is set, or Ctrl-C / SIGTERM in the main thread."""
     if settings.event_log != "nats":
         settings = settings.model_copy(update={"event_log": "nats"})
     stop = stop or threading.Event()
     restore = _stop_on_signals(stop)
-    with _BUILDING:
-        platform = Platform.build(settings, log=make_event_log(settings, durable_name=durable))
+    event_log = make_event_log(settings, durable_name=durable, partition=partition)
+    platform = Platform.build(settings, log=event_log)
     refresher = threading.Thread(
         target=_refresh_devices, args=(platform, stop), name="civicguard-devices", daemon=True
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -109,20 +110,24 @@ def test_a_batch_over_the_server_payload_limit_is_split(nats_log: NatsLogFactory
         np.testing.assert_array_equal(whole, getattr(big, name))
 
 
-def test_partitions_keep_a_city_stream_on_one_partition(nats_log: NatsLogFactory) -> None:
-    streams = ["power.substation", "water.tank", "traffic.counter", "air.quality", "noise"]
-    nats_log("ingest", partitions=3).publish(
-        [batch(1, stream=s, first_seq=i) for i in range(4) for s in streams]
-    )
+def test_partitions_keep_each_device_on_one_partition(nats_log: NatsLogFactory) -> None:
+    devices = [f"sensor-{i:02d}" for i in range(8)]
+    events: list = []
+    for i in range(3):
+        for device in devices:
+            events.append(dataclasses.replace(batch(2, first_seq=2 * i), device_ids=(device, device)))
+    events += [dataclasses.replace(rejection(), device_id=device) for device in devices]
+    nats_log("ingest", partitions=3).publish(events)
     seen: dict[str, int] = {}
     total = 0
     for p in range(3):
         for event in drain(nats_log(partitions=3, partition=p)):
-            assert isinstance(event, ReadingBatch)
-            assert seen.setdefault(event.stream, p) == p
+            device = event.device_ids[0] if isinstance(event, ReadingBatch) else event.device_id
+            assert seen.setdefault(device, p) == p, f"{device} split across partitions"
             total += 1
-    assert sorted(seen) == sorted(streams)
-    assert total == 20
+    assert sorted(seen) == devices
+    assert len(set(seen.values())) > 1, "every device landed on one partition"
+    assert total == len(events)
 
 
 def test_events_survive_a_server_restart(own_nats_server: NatsServer) -> None:

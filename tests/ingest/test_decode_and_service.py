@@ -184,3 +184,20 @@ def test_unauthenticated_refusals_keep_no_content(platform):
     (letter,) = platform.store.dead_letters.query()
     assert "XYZ987" not in letter["payload"]
     assert letter["reason"] == "bad_credentials"
+
+
+def test_a_failed_publish_lets_the_retry_through(platform, provision):
+    device, _ = provision("power.substation")
+    now = platform.clock.now()
+    items = [_substation(i, now + i) for i in range(1, 4)]
+    original = platform.log.publish
+
+    def unavailable(events):
+        raise TimeoutError("event log unreachable")
+
+    platform.log.publish = unavailable
+    with pytest.raises(TimeoutError):
+        _submit(platform, device, items)
+    platform.log.publish = original
+    retry = _submit(platform, device, items)
+    assert (retry.accepted, retry.duplicates, retry.rejections) == (3, 0, [])

@@ -184,7 +184,12 @@ class NatsEventLog:
     def _subject(self, event: Event) -> str:
         if self.partitions == 1:
             return f"{self.subject_prefix}.0"
-        key = event.stream if isinstance(event, ReadingBatch) else (event.device_id or event.stream)
+        # Partition by device: a device's readings and its refusals (a replay, say) reach the
+        # same worker, whose detectors hold that device's whole state. Ingest batches are
+        # single-device by construction.
+        key = event.device_ids[0] if isinstance(event, ReadingBatch) and len(event) else None
+        if not isinstance(event, ReadingBatch):
+            key = event.device_id
         return f"{self.subject_prefix}.{zlib.crc32((key or '').encode()) % self.partitions}"
 
     def _frames(self, event: Event) -> Iterator[tuple[str, bytes]]:

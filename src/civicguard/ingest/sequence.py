@@ -63,3 +63,13 @@ class SequenceGuard:
             recent[seq] = fingerprint
             return Verdict.NEW
         return Verdict.DUPLICATE if seen == fingerprint else Verdict.REPLAY
+
+    def forget(self, device_id: str, seqs: list[int]) -> None:
+        """Un-see ``seqs`` (their readings could not be published), so a retry is accepted."""
+        recent = self._recent.get(device_id)
+        if recent is None:
+            return
+        for seq in seqs:
+            recent.pop(seq, None)
+        if seqs and self._high.get(device_id) in seqs:
+            self._high[device_id] = max(recent) if recent else min(seqs) - 1

@@ -83,7 +83,14 @@ class IngestService:
                 protected.append(self.gateway.protect(batch, self.gateway.cell_of(device)))
         result.batches = protected
         result.accepted = sum(len(b) for b in protected)
-        self._publish(result, authenticated=True)
+        try:
+            self._publish(result, authenticated=True)
+        except Exception:
+            # Not published means not accepted: let the device's retry through the guard.
+            with self._lock:
+                for batch in protected:
+                    self.guard.forget(device.id, batch.seq.tolist())
+            raise
         return result
 
     def refuse(
@@ -143,14 +150,14 @@ class IngestService:
 
     def _publish(self, result: IngestResult, *, authenticated: bool) -> None:
         events: list[Event] = list(result.batches)
+        events.extend(self.gateway.redact(r, authenticated=authenticated) for r in result.rejections)
+        self.log.publish(events)
         for rejection in result.rejections:
             METRICS.rejected.labels(reason=rejection.reason.value).inc()
-            events.append(self.gateway.redact(rejection, authenticated=authenticated))
         if result.accepted:
             METRICS.accepted.inc(result.accepted)
         if result.duplicates:
             METRICS.duplicates.inc(result.duplicates)
-        self.log.publish(events)
 
 
 def _frozen(value: object) -> object:

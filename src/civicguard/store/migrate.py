@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from importlib import resources
 
 from alembic import command
@@ -22,9 +23,15 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+# Alembic keeps its migration context in module globals: two platforms built at once in one
+# process (workers in tests, embedding) must not migrate at the same time.
+_MIGRATING = threading.Lock()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply every migration up to ``revision``."""
-    command.upgrade(alembic_config(engine), revision)
+    with _MIGRATING:
+        command.upgrade(alembic_config(engine), revision)
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
