@@ -6,9 +6,11 @@ secret, authenticated by the registry and handed to the ingest service.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -82,15 +84,43 @@ def _provision(platform: Platform, city: SimulatedCity) -> dict[str, tuple[Devic
     return out
 
 
+#: Demo accounts, one per staff role; passwords are generated on first run.
+DEMO_STAFF = ("operator", "analyst", "admin", "auditor")
+STAFF_FILE = "demo-staff.txt"
+
+
+def _demo_staff(platform: Platform, settings: Settings) -> dict[str, str]:
+    """Staff accounts for the demo (username = role), passwords kept in a 0600 file."""
+    from civicguard.govern.accounts import create_user, random_password
+
+    path = Path(settings.data_dir) / STAFF_FILE
+    known: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            name, _, password = line.partition(" ")
+            known[name] = password
+    for role in DEMO_STAFF:
+        if role in known or platform.store.users.get(role) is not None:
+            continue
+        known[role] = random_password()
+        create_user(platform.store.users, role, known[role], role, platform.clock.now())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.writelines(f"{name} {password}\n" for name, password in known.items())
+    return known
+
+
 def _start_web(platform: Platform, settings: Settings, console: Console) -> Any:
-    try:
-        from civicguard.web.server import WebServer  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        console.print("[yellow]web interface not available; running without it[/yellow]")
-        return None
+    from civicguard.web.server import WebServer
+
+    staff = _demo_staff(platform, settings)
     server = WebServer(platform, settings.host, settings.port)
     server.start()
-    console.print(f"command centre: http://{settings.host}:{settings.port}/")
+    console.print(f"command centre: http://{settings.host}:{server.port}/")
+    console.print(
+        "sign in as " + ", ".join(f"{name} / {pw}" for name, pw in staff.items())
+        + f" (also in {Path(settings.data_dir) / STAFF_FILE})"
+    )
     return server
 
 
