@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from civicguard.detect.water.detector import LiveWaterWatch, WaterAttackModel, detect_batch
-from civicguard.detect.water.physics import hour_of_day
+from civicguard.detect.water.detector import (
+    LiveWaterWatch,
+    WaterAttackModel,
+    detect_batch,
+    full_evidence,
+    hourly_flags,
+)
+from civicguard.detect.water.network import WaterNetwork
+from civicguard.detect.water.physics import hour_of_day, pump_stations
 from civicguard.detect.water.scada import ScadaTable, parse_time
 
 
@@ -65,3 +72,33 @@ def test_live_one_reading_at_a_time_matches_batch(
     assert [v.under_attack for v in live] == [v.under_attack for v in batch]
     assert any(v.under_attack for v in live)  # the window holds attacks 1 and 2
     np.testing.assert_allclose([v.score for v in live], [v.score for v in batch], rtol=1e-9)
+
+
+def test_pump_stations_pair_each_pump_with_its_gauges(ctown: WaterNetwork) -> None:
+    columns = tuple(f"P_{j}" for j in ("J289", "J415", "J280", "J269")) + tuple(
+        f"{p}_PU{i}" for i in (1, 6, 7) for p in "FS"
+    )
+    stations = pump_stations(ctown, columns)
+    # PU7 sits between J290 and J291, one pipe from station S3's gauges.
+    assert stations["PU7"] == stations["PU6"] == ("J289", "J415")
+    assert stations["PU1"] == ("J280", "J269")
+
+
+def test_pu7_flow_follows_its_curve_until_attack_5_slows_it(
+    model: WaterAttackModel, normal_year: ScadaTable, attacked: ScadaTable
+) -> None:
+    k = model.physics.curve_names().index("F_PU7")
+    normal = np.abs(model.physics.curve_residuals(normal_year.values)[:, k])
+    assert np.percentile(normal, 99.9) < 10
+    attack5 = _window(attacked, "26/11/16 17", "27/11/16 04")
+    during = np.abs(model.physics.curve_residuals(attacked.values)[attack5, k])
+    assert np.median(during) > 100
+
+
+def test_fast_flags_match_the_hour_by_hour_step(
+    model: WaterAttackModel, attacked: ScadaTable
+) -> None:
+    evidence = full_evidence(model, attacked)
+    stepped = [v.under_attack for v in detect_batch(model, attacked, evidence)]
+    assert hourly_flags(model, evidence).tolist() == stepped
+    assert 0 < sum(stepped) < len(stepped)

@@ -39,5 +39,9 @@ def test_timed_controls_and_comments_are_ignored() -> None:
     assert len(net.controls) == 1
     control = net.controls[0]
     assert (control.link, control.opens, control.tank, control.below, control.level) == (
-        "PU1", False, "T1", False, 4.5,
+        "PU1",
+        False,
+        "T1",
+        False,
+        4.5,
     )

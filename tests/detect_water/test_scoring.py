@@ -10,8 +10,10 @@ import pytest
 from civicguard.detect.water.scada import parse_time
 from civicguard.detect.water.scoring import (
     AttackWindow,
+    ReportedAttack,
     batadal_score,
     detected_events,
+    device_of,
     time_to_detection,
     write_report,
 )
@@ -59,17 +61,31 @@ def test_unscored_hours_leave_the_confusion_matrix() -> None:
     assert r_all.tnr == pytest.approx(15 / 18)
 
 
-def test_report_lists_runs_of_flagged_hours_in_competition_format(tmp_path: Path) -> None:
+def test_report_lists_runs_of_flagged_hours_in_the_rules_format(tmp_path: Path) -> None:
     start = parse_time("04/01/17 00")
     ts = start + np.arange(30) * HOUR
     flags = np.zeros(30, dtype=bool)
     flags[3:6] = True
     flags[25:] = True
     events = detected_events(ts, flags)
+    assert [(e.start - start) / HOUR for e in events] == [3.0, 25.0]
     path = tmp_path / "report.csv"
-    write_report(path, events)
+    reported = [
+        ReportedAttack(start=events[0].start, end=events[0].end, devices=("T1", "PU1")),
+        ReportedAttack(start=events[1].start, end=events[1].end, devices=("V2",)),
+    ]
+    write_report(path, reported)
+    # Rules, appendix A: no header; id, start, end ("DD-MM-YY hh"), devices separated by spaces.
     assert path.read_text(encoding="utf-8").splitlines() == [
-        "id,start,end",
-        "1,04/01/17 03,04/01/17 05",
-        "2,05/01/17 01,05/01/17 05",
+        "1,04-01-17 03,04-01-17 05,T1 PU1",
+        "2,05-01-17 01,05-01-17 05,V2",
+    ]
+
+
+def test_devices_are_named_as_the_network_names_them() -> None:
+    assert [device_of(t) for t in ("L_T7", "F_PU10", "S_V2", "P_J14")] == [
+        "T7",
+        "PU10",
+        "V2",
+        "J14",
     ]

@@ -59,7 +59,9 @@ def _values(stream: Stream, rng: np.random.Generator, n: int, plates: list[str])
             col = [False] * n
         elif spec.type.value in ("number", "integer"):
             lo, hi = spec.normal or spec.range or (0.0, 100.0)
-            mid, span = (lo + hi) / 2, (hi - lo) / 20
+            # Small noise around the middle of the normal band: a healthy city, where the
+            # injected anomalies are the only thing detectors should flag.
+            mid, span = (lo + hi) / 2, (hi - lo) / 400
             vals = rng.normal(mid, span, n).clip(lo, hi)
             col = vals.round().astype(int).tolist() if spec.type.value == "integer" else vals.round(3).tolist()
         elif spec.name == "plate":
@@ -90,6 +92,8 @@ def _make_bodies(
     platform.refresh_devices()
     plates = [f"AGS{n:04d}" for n in range(5000)]
     seq = dict.fromkeys(secrets, 0)
+    # Each device reports once a second; its first buffered reading is an hour old.
+    clock = dict.fromkeys(secrets, now - 3600.0)
     bodies: list[_Body] = []
     chooser = random.Random(7)
     n_bodies = total // per_body
@@ -100,11 +104,12 @@ def _make_bodies(
         if anomaly_every and b % anomaly_every == anomaly_every - 1 and device.stream == "power.substation":
             values[-1]["frequency"] = 51.3  # a manipulated frequency: detectors must flag it
         start = seq[device.id]
+        t0 = clock[device.id]
         items = [
-            {"seq": start + k + 1, "ts": now - 60 + b * 1e-3 + k * 1e-6, "values": v}
-            for k, v in enumerate(values)
+            {"seq": start + k + 1, "ts": t0 + k, "values": v} for k, v in enumerate(values)
         ]
         seq[device.id] = start + per_body
+        clock[device.id] = t0 + per_body
         body = orjson.dumps(items)
         bodies.append(_Body(device.id, body, sign(secrets[device.id], body), per_body))
     return bodies

@@ -27,6 +27,9 @@ from civicguard.ingest.model import Device, ReadingBatch
 #: Mean absolute deviation of a normal distribution times this is its standard deviation.
 MAD_TO_SIGMA = float(np.sqrt(np.pi / 2))
 
+#: Below this many devices per vector step, a batch is scored device by device in plain floats.
+SCALAR_WIDTH = 8
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AnomalySettings:
@@ -125,12 +128,82 @@ class StreamingAnomalyDetector(Detector):
         order = np.lexsort((batch.ts, slots))
         rank = rank_in_group(slots[order])
         alerts: list[Alert] = []
+        depth = int(rank.max()) + 1
+        if len(batch) < SCALAR_WIDTH * depth:
+            # Few devices with long runs (a buffered upload): vector steps over a handful of
+            # devices cost more than plain float arithmetic, so run each device on its own.
+            sorted_slots = slots[order]
+            bounds = np.flatnonzero(np.diff(sorted_slots)) + 1
+            for group in np.split(order, bounds):
+                alerts.extend(self._run_device(state, batch, group, int(slots[group[0]]), values, now))
+            return alerts
         # One vector step per reading of the busiest device; every device advances together.
         by_step = np.argsort(rank, kind="stable")
-        steps = np.searchsorted(rank[by_step], np.arange(int(rank.max()) + 2))
+        steps = np.searchsorted(rank[by_step], np.arange(depth + 1))
         for start, end in zip(steps[:-1].tolist(), steps[1:].tolist(), strict=True):
             rows = order[by_step[start:end]]
             alerts.extend(self._step(state, batch, rows, slots[rows], values[rows], now=now))
+        return alerts
+
+    def _run_device(
+        self,
+        state: _StreamState,
+        batch: ReadingBatch,
+        rows: np.ndarray,
+        slot: int,
+        values: FloatArray,
+        now: float,
+    ) -> list[Alert]:
+        """The same arithmetic as :meth:`_step`, one reading at a time, for one device."""
+        cfg = self.settings
+        alpha, warmup, threshold, consecutive = cfg.alpha, cfg.warmup, cfg.threshold, cfg.consecutive
+        floors = state.floor.tolist()
+        mean = state.mean[slot].tolist()
+        dev = state.dev[slot].tolist()
+        count = state.count[slot].tolist()
+        streak = state.streak[slot].tolist()
+        xs = values[rows].tolist()
+        stamps = batch.ts[rows].tolist()
+        seqs = batch.seq[rows].tolist()
+        alerts: list[Alert] = []
+        for r, row in enumerate(rows.tolist()):
+            for j, x in enumerate(xs[r]):
+                m, d, c, k = mean[j], dev[j], count[j], streak[j]
+                valid = x == x  # NaN is absent
+                scale = max(d * MAD_TO_SIGMA, floors[j])
+                residual = x - m if valid else 0.0
+                z = residual / scale
+                exceptional = valid and c >= warmup and abs(z) > threshold
+                new_streak = k + 1 if exceptional else (0.0 if valid else k)
+                if exceptional:
+                    pos = int(k % consecutive)
+                    state.ring_value[slot, j, pos] = x
+                    state.ring_ts[slot, j, pos] = stamps[r]
+                    state.ring_seq[slot, j, pos] = seqs[r]
+                if valid:
+                    new_count = c + 1
+                    weight = max(alpha, 1.0 / max(new_count, 1.0))
+                    limit = threshold * scale
+                    clipped = min(max(residual, -limit), limit) if c >= warmup else residual
+                    mean[j] = m + weight * clipped
+                    if c > 0:
+                        dev[j] = d + max(alpha, 1.0 / max(c, 1.0)) * (abs(clipped) - d)
+                    count[j] = new_count
+                streak[j] = new_streak
+                if exceptional and new_streak >= consecutive:
+                    state.mean[slot], state.dev[slot] = mean, dev
+                    state.count[slot], state.streak[slot] = count, streak
+                    fresh = state.episodes.open(
+                        np.array([slot]), np.array([j]), np.array([stamps[r]])
+                    )
+                    if fresh[0]:
+                        alerts.append(
+                            self._alert(
+                                state, batch, row, slot, j, baseline=(m, scale), z=z, now=now
+                            )
+                        )
+        state.mean[slot], state.dev[slot] = mean, dev
+        state.count[slot], state.streak[slot] = count, streak
         return alerts
 
     def _grow(self, state: _StreamState, size: int) -> None:

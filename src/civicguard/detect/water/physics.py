@@ -1,15 +1,18 @@
 """Physical consistency checks of a water network's hourly SCADA readings.
 
-Three laws the readings must obey whatever the demand: a tank's level changes by what its
+Four laws the readings must obey whatever the demand: a tank's level changes by what its
 pumps and valves bring in and take out (mass balance, with the unmetered demand learned as a
-daily pattern), a pump that reports "off" carries no flow (and one that is "on" carries some),
-and a pump's state follows its tank's level as the PLC's control thresholds say.
+daily pattern), a running pump's flow follows its curve against the head across its station
+(a slowed pump delivers less at the same head), a pump that reports "off" carries no flow
+(and one that is "on" carries some), and a pump's state follows its tank's level as the PLC's
+control thresholds say.
 All checks take the previous and the current rows, so live and batch share them exactly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -74,6 +77,84 @@ def zone_links(network: WaterNetwork, tank: str) -> tuple[str, ...]:
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PumpCurve:
+    """A pump's flow against its station's head, learned while it runs.
+
+    A pump delivers a fixed flow for a given head (its curve); slowed down (a lower speed
+    setting) it delivers less at the same head, which no reading of the pump alone reveals.
+    """
+
+    pump: str
+    status: int
+    flow: int
+    suction: int
+    discharge: int
+    #: Status columns of the other pumps sharing the station (they shift the operating point).
+    siblings: tuple[int, ...]
+    coef: np.ndarray
+    spread: float
+    #: Whether normal operation ran it beside its siblings often enough to learn that regime.
+    shared_known: bool = False
+
+
+#: Hours of normal operation a pump needs in a regime (alone, or beside its station's other
+#: pumps) before its curve there is trusted.
+CURVE_HOURS = 48
+
+#: How many pipes from a pump's inlet or outlet a pressure gauge may sit to count as its own.
+STATION_REACH = 2
+
+
+def nearest_gauge(network: WaterNetwork, node: str, gauges: set[str]) -> str | None:
+    """The pressure-gauged junction nearest ``node`` through at most ``STATION_REACH`` pipes."""
+    adjacency: dict[str, list[str]] = {}
+    for link in network.links:
+        if link.kind == "pipe":
+            adjacency.setdefault(link.start, []).append(link.end)
+            adjacency.setdefault(link.end, []).append(link.start)
+    seen = {node}
+    queue = deque([(node, 0)])
+    while queue:
+        here, hops = queue.popleft()
+        if here in gauges:
+            return here
+        if hops == STATION_REACH:
+            continue
+        for nxt in adjacency.get(here, ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append((nxt, hops + 1))
+    return None
+
+
+def pump_stations(network: WaterNetwork, columns: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """Per pump with flow and status tags, its (suction, discharge) gauged junctions."""
+    gauges = {c[2:] for c in columns if c.startswith("P_")}
+    out: dict[str, tuple[str, str]] = {}
+    for pump in network.pumps:
+        if f"F_{pump.id}" not in columns or f"S_{pump.id}" not in columns:
+            continue
+        suction = nearest_gauge(network, pump.start, gauges)
+        discharge = nearest_gauge(network, pump.end, gauges)
+        if suction is not None and discharge is not None and suction != discharge:
+            out[pump.id] = (suction, discharge)
+    return out
+
+
+def _curve_x(cur: np.ndarray, curve: PumpCurve) -> np.ndarray:
+    head = cur[:, curve.discharge] - cur[:, curve.suction]
+    return np.column_stack([head, head**2, np.ones(len(cur)), cur[:, list(curve.siblings)]])
+
+
+def _beside(cur: np.ndarray, curve: PumpCurve) -> np.ndarray:
+    """Rows where another pump of the station runs too."""
+    if not curve.siblings:
+        return np.zeros(len(cur), dtype=bool)
+    beside: np.ndarray = np.any(cur[:, list(curve.siblings)] > 0.5, axis=1)
+    return beside
+
+
 class PhysicsModel:
     """Mass balance, status/flow and control-threshold checks for one network's SCADA tags."""
 
@@ -100,6 +181,8 @@ class PhysicsModel:
         )
         #: Per controlled link: (status col, level col, highest level seen on, lowest seen off).
         self.envelopes: list[tuple[int, int, float, float, str]] = []
+        self._stations = pump_stations(network, columns)
+        self.curves: list[PumpCurve] = []
 
     def _balance_x(
         self, prev: np.ndarray, cur: np.ndarray, hours: np.ndarray, tank: str
@@ -127,6 +210,52 @@ class PhysicsModel:
             self.envelopes.append(
                 (s, lv, float(cur[on, lv].max()), float(cur[off, lv].min()), link)
             )
+        self._fit_curves(cur)
+
+    def _fit_curves(self, cur: np.ndarray) -> None:
+        self.curves = []
+        for pump, (suction, discharge) in self._stations.items():
+            on = cur[:, self._col[f"S_{pump}"]] > 0.5
+            if on.sum() < CURVE_HOURS:
+                continue  # a pump that hardly ran has no curve to learn
+            siblings = tuple(
+                self._col[f"S_{other}"]
+                for other, ends in self._stations.items()
+                if other != pump and ends == (suction, discharge)
+            )
+            curve = PumpCurve(
+                pump=pump,
+                status=self._col[f"S_{pump}"],
+                flow=self._col[f"F_{pump}"],
+                suction=self._col[f"P_{suction}"],
+                discharge=self._col[f"P_{discharge}"],
+                siblings=siblings,
+                coef=np.zeros(0),
+                spread=1.0,
+            )
+            x = _curve_x(cur[on], curve)
+            coef = ridge(x, cur[on, curve.flow], penalty=1e-6)
+            resid = cur[on, curve.flow] - x @ coef
+            spread = float(np.median(np.abs(resid)) * 1.4826) + 0.01
+            shared = int((on & _beside(cur, curve)).sum())
+            self.curves.append(
+                replace(curve, coef=coef, spread=spread, shared_known=shared >= CURVE_HOURS)
+            )
+
+    def curve_residuals(self, cur: np.ndarray) -> np.ndarray:
+        """(n, pumps) flow off the pump's learned curve, in normal spreads (0 while it rests)."""
+        out = np.zeros((len(cur), len(self.curves)))
+        for k, c in enumerate(self.curves):
+            on = cur[:, c.status] > 0.5
+            if not c.shared_known:
+                on &= ~_beside(cur, c)  # a regime normal operation hardly showed
+            resid = (cur[:, c.flow] - _curve_x(cur, c) @ c.coef) / c.spread
+            out[:, k] = np.where(on, resid, 0.0)
+        return out
+
+    def curve_names(self) -> list[str]:
+        """The flow tag each pump-curve column speaks for."""
+        return [f"F_{c.pump}" for c in self.curves]
 
     def balance_residuals(self, prev: np.ndarray, cur: np.ndarray, hours: np.ndarray) -> np.ndarray:
         """(n, tanks) level change not explained by the flows, in units of the normal spread."""

@@ -2,18 +2,25 @@
 
 S = 0.5 * S_TTD + 0.5 * S_CM. S_TTD = 1 - mean over attacks of TTD / duration, where TTD is the
 hours from an attack's start to its first flagged hour (the full duration if never flagged while
-it lasts). S_CM = (TPR + TNR) / 2 over hours.
+it lasts). S_CM = (TPR + TNR) / 2 over hours. The rules (section 3.3 and its worked example,
+27 + 13 + 0 + 128 = all 168 hours) count every hour of the dataset in the confusion matrix, an
+hour being UNDER ATTACK when it lies inside an attack; ATT_FLAG's -999 only says that the hour
+was left unlabelled in the development data (section 3.1), it is not a class of its own.
+The detection report (appendix A) has no header and one line per attack:
+``id,DD-MM-YY hh,DD-MM-YY hh,devices`` with the attacked devices separated by spaces.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from civicguard.detect.water.scada import format_time
+#: The report's time format as the rules' appendix writes it ("DD-MM-YY hh").
+REPORT_TIME_FORMAT = "%d-%m-%y %H"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,10 +110,33 @@ def detected_events(ts: np.ndarray, flags: np.ndarray) -> list[AttackWindow]:
     return events
 
 
-def write_report(path: Path, events: Sequence[AttackWindow]) -> None:
-    """Write a detection report, one line per detected attack: ``id,start,end``."""
-    lines = ["id,start,end"]
-    lines += [
-        f"{i},{format_time(e.start)},{format_time(e.end)}" for i, e in enumerate(events, start=1)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportedAttack:
+    """One line of the detection report: a detected attack and the devices it implicates."""
+
+    start: float
+    end: float
+    devices: tuple[str, ...] = ()
+
+
+def device_of(tag: str) -> str:
+    """The network component a SCADA tag reads (``F_PU7`` -> ``PU7``, ``L_T4`` -> ``T4``).
+
+    >>> [device_of(t) for t in ("L_T4", "S_PU7", "P_J415", "F_V2")]
+    ['T4', 'PU7', 'J415', 'V2']
+    """
+    return tag.split("_", 1)[1] if "_" in tag else tag
+
+
+def report_time(ts: float) -> str:
+    """A Unix time in the report's ``DD-MM-YY hh`` form (UTC)."""
+    return datetime.fromtimestamp(ts, tz=UTC).strftime(REPORT_TIME_FORMAT)
+
+
+def write_report(path: Path, events: Sequence[ReportedAttack]) -> None:
+    """Write a detection report as the rules' appendix specifies (no header line)."""
+    lines = [
+        f"{i},{report_time(e.start)},{report_time(e.end)},{' '.join(e.devices)}"
+        for i, e in enumerate(events, start=1)
     ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
