@@ -15,6 +15,7 @@ from civicguard.metrics import METRICS
 from civicguard.respond.feed import LiveFeed
 from civicguard.respond.incidents import IncidentDesk
 from civicguard.store.repositories import Store
+from civicguard.store.writer import BackgroundWriter
 
 
 def alert_event(alert: Alert) -> dict[str, object]:
@@ -63,6 +64,8 @@ class Processor:
         self.store_readings = store_readings
         #: Seconds from a reading's arrival to its alert, for every alert raised (bench reads it).
         self.latencies: list[float] = []
+        #: When set, readings are stored in its thread while detectors run (see run_once).
+        self.writer: BackgroundWriter | None = None
         self._lock = threading.Lock()
 
     def handle(self, events: Sequence[Event]) -> list[Alert]:
@@ -70,10 +73,14 @@ class Processor:
         batches = [e for e in events if isinstance(e, ReadingBatch)]
         rejections = [e for e in events if isinstance(e, Rejection)]
         with self._lock:
-            if self.store_readings and batches:
-                METRICS.stored.inc(self.store.readings.write(batches))
-            if rejections:
-                self.store.dead_letters.write(rejections)
+            stored = batches if self.store_readings else []
+            if self.writer is not None:
+                self.writer.write(stored, rejections)
+            else:
+                if stored:
+                    METRICS.stored.inc(self.store.readings.write(stored))
+                if rejections:
+                    self.store.dead_letters.write(rejections)
             now = self.clock.now()
             raised: list[Alert] = []
             for batch in batches:
@@ -115,6 +122,8 @@ class Processor:
         events = self.log.consume(max_events, timeout)
         if events:
             self.handle(events)
+            if self.writer is not None:
+                self.writer.flush()  # acknowledge only what is stored
             self.log.commit()
         return len(events)
 

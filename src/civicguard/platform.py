@@ -26,6 +26,7 @@ from civicguard.settings import Settings
 from civicguard.store.database import make_engine, sqlite_url
 from civicguard.store.migrate import upgrade
 from civicguard.store.repositories import Store
+from civicguard.store.writer import BackgroundWriter
 
 
 def make_event_log(
@@ -109,7 +110,8 @@ class Platform:
         )
 
     def start_processing(self) -> None:
-        """Run the consumer loop in a background thread (embedded mode)."""
+        """Run the consumer loop in a background thread (embedded mode), storing in another."""
+        self.processor.writer = BackgroundWriter(self.store)
         thread = threading.Thread(
             target=self.processor.run, args=(self._stop,), name="civicguard-processor", daemon=True
         )
@@ -125,5 +127,7 @@ class Platform:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=5)
+        if self.processor.writer is not None:
+            self.processor.writer.close()
         self.log.close()
         self.store.engine.dispose()

@@ -112,7 +112,9 @@ def test_run_nab_writes_and_scores_a_few_files(few_files: Path, tmp_path: Path) 
 
 
 def test_files_run_together_score_as_each_alone(few_files: Path) -> None:
-    corpus = load_corpus(few_files)
+    # The two shorter files keep this fast; two streams suffice to show independence.
+    full = load_corpus(few_files)
+    corpus = Corpus(files=tuple(f for f in full.files if "ambient" not in f.name))
     together = detect_corpus(corpus)
     for data in corpus.files:
         alone = detect_corpus(Corpus(files=(data,)))

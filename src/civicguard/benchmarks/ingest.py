@@ -27,6 +27,7 @@ from civicguard.ingest.registry import sign
 from civicguard.platform import Platform
 from civicguard.privacy.keys import MemoryKeyStore
 from civicguard.settings import Settings
+from civicguard.store.writer import BackgroundWriter
 
 #: Share of devices per stream in the benchmark fleet (roughly a city's mix).
 FLEET = {
@@ -125,6 +126,7 @@ def run_pipeline(readings: int, per_body: int = 500, console: Console | None = N
             bodies = _make_bodies(platform, readings, per_body, rng, anomaly_every=20)
         total = sum(b.readings for b in bodies)
         stop = threading.Event()
+        platform.processor.writer = BackgroundWriter(platform.store)
         consumer = threading.Thread(target=platform.processor.run, args=(stop,), daemon=True)
         started = time.perf_counter()
         consumer.start()
@@ -142,6 +144,7 @@ def run_pipeline(readings: int, per_body: int = 500, console: Console | None = N
             time.sleep(0.001)
         stop.set()
         consumer.join()
+        platform.processor.writer.close()
         elapsed = time.perf_counter() - started
         stored = platform.store.readings.count()
         latencies = np.array(platform.processor.latencies or [np.nan])

@@ -13,16 +13,19 @@ from civicguard.detect.univariate._base import (
     surprise_score,
 )
 from civicguard.detect.univariate._baseline import Baseline
+from civicguard.detect.univariate._context import ContextNovelty
 from civicguard.detect.univariate._cusum import ChangePoint
 from civicguard.detect.univariate._ensemble import Ensemble, EnsembleSettings, default_members
 from civicguard.detect.univariate._entropy import RelativeEntropy
 from civicguard.detect.univariate._predictor import LinearPredictor
 from civicguard.detect.univariate._seasonal import SeasonalProfile
+from civicguard.detect.univariate._smoothed import Smoothed
 from civicguard.detect.univariate._zscore import RobustZScore
 
 __all__ = [
     "Baseline",
     "ChangePoint",
+    "ContextNovelty",
     "Ensemble",
     "EnsembleSettings",
     "LinearPredictor",
@@ -30,6 +33,7 @@ __all__ = [
     "RobustZScore",
     "SeasonalProfile",
     "SlotState",
+    "Smoothed",
     "UnivariateDetector",
     "default_members",
     "surprise_score",

@@ -40,14 +40,23 @@ def grow_rows(array: npt.NDArray[np.generic], size: int, fill: float) -> npt.NDA
 
 
 class SlotState:
-    """Per-slot arrays, named with their trailing shape and initial value, grown on demand."""
+    """Per-slot arrays, named with their trailing shape and initial value, grown on demand.
 
-    def __init__(self, state: tuple[tuple[str, tuple[int, ...], float], ...]) -> None:
+    Arrays are float64 unless ``compact`` names some of them: those are uint8 (flags), for
+    tables too large to keep as floats.
+    """
+
+    def __init__(
+        self,
+        state: tuple[tuple[str, tuple[int, ...], float], ...],
+        compact: frozenset[str] = frozenset(),
+    ) -> None:
         self._state = state
         self._capacity = 0
         self._parts: list[SlotState] = []
         for attribute, shape, fill in state:
-            setattr(self, attribute, np.full((0, *shape), fill, dtype=np.float64))
+            dtype = np.uint8 if attribute in compact else np.float64
+            setattr(self, attribute, np.full((0, *shape), fill, dtype=dtype))
 
     def part(self, child: SlotStateT) -> SlotStateT:
         """Adopt ``child`` so that it grows with this one; returns it."""

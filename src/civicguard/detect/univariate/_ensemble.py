@@ -8,9 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from civicguard.detect.univariate._base import FloatArray, IndexArray, UnivariateDetector
+from civicguard.detect.univariate._context import ContextNovelty
 from civicguard.detect.univariate._cusum import ChangePoint
 from civicguard.detect.univariate._entropy import RelativeEntropy
 from civicguard.detect.univariate._seasonal import SeasonalProfile
+from civicguard.detect.univariate._smoothed import Smoothed
 from civicguard.detect.univariate._zscore import RobustZScore
 
 
@@ -31,9 +33,33 @@ class EnsembleSettings:
     quiet_factor: float = 0.0
 
 
+#: Points over which the smoothed members average their surprise.
+SMOOTHING_POINTS = 10
+#: The contextual detector's share of broken expectations, averaged over this many points...
+CONTEXT_POINTS = 20
+#: ...and put on the sigma-like scale of the others (all new = 10 sigmas).
+CONTEXT_SCALE = 10.0
+
+
 def default_members() -> list[UnivariateDetector]:
-    """The member detectors of the default ensemble, each with its default settings."""
-    return [RobustZScore(), SeasonalProfile(), ChangePoint(), RelativeEntropy()]
+    """The member detectors of the default ensemble, each with its default settings.
+
+    The four sigma-scale detectors take part twice, point by point (spikes) and averaged
+    over a few points (drifts, bursts); the contextual detector only averaged, since one
+    broken expectation is common even in a healthy stream.
+    """
+    pointwise: list[UnivariateDetector] = [
+        RobustZScore(),
+        SeasonalProfile(),
+        ChangePoint(),
+        RelativeEntropy(),
+    ]
+    smoothed: list[UnivariateDetector] = [
+        Smoothed(member, SMOOTHING_POINTS)
+        for member in (RobustZScore(), SeasonalProfile(), ChangePoint(), RelativeEntropy())
+    ]
+    context = Smoothed(ContextNovelty(), CONTEXT_POINTS, scale=CONTEXT_SCALE)
+    return [*pointwise, *smoothed, context]
 
 
 class Ensemble(UnivariateDetector):
