@@ -8,6 +8,8 @@ Per-reading work is kept to dictionary look-ups; range checks run on whole colum
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +46,7 @@ class _StreamSchema:
     numeric: tuple[FieldSpec, ...]
     text: tuple[FieldSpec, ...]
     known: frozenset[str]
+    required: frozenset[str]
     low: np.ndarray
     high: np.ndarray
 
@@ -57,6 +60,7 @@ def _schema(stream: Stream) -> _StreamSchema:
         numeric=numeric,
         text=stream.text_fields,
         known=frozenset(f.name for f in stream.fields),
+        required=frozenset(f.name for f in stream.fields if f.required),
         low=low,
         high=high,
     )
@@ -118,6 +122,52 @@ def _text(spec: FieldSpec, value: object) -> object:
     return value
 
 
+_NUMBER_TYPES = frozenset({int, float})
+_BOOLEAN_TYPES = frozenset({bool})
+
+
+def _numeric_column(spec: FieldSpec, column: list[Any], problems: dict[int, Invalid]) -> np.ndarray:
+    """One numeric field of every reading as floats (NaN where absent or refused).
+
+    Refused rows are recorded in ``problems`` (the first problem of a row wins).
+    """
+    types = set(map(type, column))
+    allowed = _BOOLEAN_TYPES if spec.type is FieldType.BOOLEAN else _NUMBER_TYPES
+    if not spec.required:
+        allowed = allowed | {type(None)}
+    out: np.ndarray | None = None
+    if types <= allowed:
+        with contextlib.suppress(OverflowError):  # integers beyond float range: slow path
+            out = np.array(
+                [math.nan if v is None else v for v in column] if type(None) in types else column,
+                dtype=np.float64,
+            )
+    if out is None or not np.isfinite(out[~np.isnan(out)] if type(None) in types else out).all():
+        out = np.empty(len(column), dtype=np.float64)
+        for i, v in enumerate(column):
+            if v is None:
+                if spec.required:
+                    problems.setdefault(i, Invalid(Reason.MISSING_FIELD, f"values.{spec.name}: missing"))
+                out[i] = math.nan
+                continue
+            try:
+                out[i] = _numeric(spec, v)
+            except (Invalid, OverflowError) as exc:
+                problem = exc if isinstance(exc, Invalid) else Invalid(
+                    Reason.OUT_OF_RANGE, f"values.{spec.name}: number too large"
+                )
+                problems.setdefault(i, problem)
+                out[i] = math.nan
+    if spec.type is FieldType.INTEGER:
+        with np.errstate(invalid="ignore"):
+            fractional = np.flatnonzero(np.isfinite(out) & (out != np.floor(out)))
+        for i in fractional.tolist():
+            problems.setdefault(
+                i, Invalid(Reason.WRONG_TYPE, f"values.{spec.name}: expected an integer, got {column[i]!r}")
+            )
+    return out
+
+
 def _kind(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -148,6 +198,54 @@ class Decoder:
             )
         return items
 
+    def _envelope(
+        self, device: Device, schema: _StreamSchema, item: object
+    ) -> tuple[int, float, dict[str, Any]]:
+        """Check one reading's envelope and field names; raise :class:`Invalid` on the first problem."""
+        if not isinstance(item, dict):
+            raise Invalid(Reason.NOT_AN_OBJECT, f"reading must be a JSON object, got {_kind(item)}")
+        extra = item.keys() - _ENVELOPE_KEYS
+        if extra:
+            raise Invalid(Reason.UNKNOWN_FIELD, f"unknown key(s): {', '.join(sorted(extra))}")
+        claimed = item.get("device")
+        if claimed is not None and claimed != device.id:
+            raise Invalid(
+                Reason.DEVICE_MISMATCH,
+                f"reading claims device {str(claimed)[:64]!r} but was sent by {device.id!r}",
+            )
+        stream = item.get("stream")
+        if stream is not None and stream != device.stream:
+            reason = (
+                Reason.STREAM_MISMATCH if self.catalog.has_stream(str(stream)) else Reason.UNKNOWN_STREAM
+            )
+            raise Invalid(
+                reason, f"stream {str(stream)[:64]!r} is not the device's stream {device.stream!r}"
+            )
+        seq = item.get("seq")
+        if seq is None:
+            raise Invalid(Reason.MISSING_FIELD, "seq: missing")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise Invalid(Reason.WRONG_TYPE, "seq: expected a non-negative integer")
+        if "ts" not in item:
+            raise Invalid(Reason.MISSING_FIELD, "ts: missing")
+        ts = parse_timestamp(item["ts"])
+        values = item.get("values")
+        if not isinstance(values, dict):
+            raise Invalid(
+                Reason.MISSING_FIELD if values is None else Reason.WRONG_TYPE,
+                "values: expected an object of field values",
+            )
+        unknown = values.keys() - schema.known
+        if unknown:
+            raise Invalid(
+                Reason.UNKNOWN_FIELD,
+                f"values: {', '.join(sorted(unknown))} not declared for {device.stream}",
+            )
+        for spec in schema.stream.fields:
+            if spec.required and values.get(spec.name) is None:
+                raise Invalid(Reason.MISSING_FIELD, f"values.{spec.name}: missing")
+        return seq, ts, values
+
     def decode(
         self,
         device: Device,
@@ -175,88 +273,77 @@ class Decoder:
             return result
         numeric = schema.numeric
         text = schema.text
-        rows: list[list[float]] = []
+        kept: list[int] = []
         seqs: list[int] = []
         stamps: list[float] = []
-        texts: dict[str, list[Any]] = {f.name: [] for f in text}
-        kept: list[int] = []
-        nan = math.nan
+        readings: list[dict[str, Any]] = []
+        required, known = schema.required, schema.known
         for index, item in enumerate(items):
+            # The common case in a handful of C-level checks; anything unusual takes the
+            # slow path, which finds and words the exact problem.
+            if type(item) is dict and item.keys() <= _ENVELOPE_KEYS:
+                seq, ts, values = item.get("seq"), item.get("ts"), item.get("values")
+                if (
+                    type(seq) is int
+                    and seq >= 0
+                    and (type(ts) is float or type(ts) is int)
+                    and type(values) is dict
+                    and values.keys() <= known
+                    and required <= values.keys()
+                    and item.get("device", device.id) == device.id
+                    and item.get("stream", device.stream) == device.stream
+                    and math.isfinite(ts)
+                ):
+                    kept.append(index)
+                    seqs.append(seq)
+                    stamps.append(float(ts))
+                    readings.append(values)
+                    continue
             try:
-                if not isinstance(item, dict):
-                    raise Invalid(Reason.NOT_AN_OBJECT, f"reading must be a JSON object, got {_kind(item)}")
-                extra = item.keys() - _ENVELOPE_KEYS
-                if extra:
-                    raise Invalid(Reason.UNKNOWN_FIELD, f"unknown key(s): {', '.join(sorted(extra))}")
-                claimed = item.get("device")
-                if claimed is not None and claimed != device.id:
-                    raise Invalid(
-                        Reason.DEVICE_MISMATCH,
-                        f"reading claims device {str(claimed)[:64]!r} but was sent by {device.id!r}",
-                    )
-                stream = item.get("stream")
-                if stream is not None and stream != device.stream:
-                    reason = (
-                        Reason.STREAM_MISMATCH
-                        if self.catalog.has_stream(str(stream))
-                        else Reason.UNKNOWN_STREAM
-                    )
-                    raise Invalid(
-                        reason,
-                        f"stream {str(stream)[:64]!r} is not the device's stream {device.stream!r}",
-                    )
-                seq = item.get("seq")
-                if seq is None:
-                    raise Invalid(Reason.MISSING_FIELD, "seq: missing")
-                if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-                    raise Invalid(Reason.WRONG_TYPE, "seq: expected a non-negative integer")
-                if "ts" not in item:
-                    raise Invalid(Reason.MISSING_FIELD, "ts: missing")
-                ts = parse_timestamp(item["ts"])
-                values = item.get("values")
-                if not isinstance(values, dict):
-                    raise Invalid(
-                        Reason.MISSING_FIELD if values is None else Reason.WRONG_TYPE,
-                        "values: expected an object of field values",
-                    )
-                unknown = values.keys() - schema.known
-                if unknown:
-                    raise Invalid(
-                        Reason.UNKNOWN_FIELD,
-                        f"values: {', '.join(sorted(unknown))} not declared for {device.stream}",
-                    )
-                row = []
-                for spec in numeric:
-                    v = values.get(spec.name)
-                    if v is None:
-                        if spec.required:
-                            raise Invalid(Reason.MISSING_FIELD, f"values.{spec.name}: missing")
-                        row.append(nan)
-                    else:
-                        row.append(_numeric(spec, v))
-                text_values = []
-                for spec in text:
-                    v = values.get(spec.name)
-                    if v is None:
-                        if spec.required:
-                            raise Invalid(Reason.MISSING_FIELD, f"values.{spec.name}: missing")
-                        text_values.append(None)
-                    else:
-                        text_values.append(_text(spec, v))
+                seq, ts, values = self._envelope(device, schema, item)
             except Invalid as exc:
-                result.rejections.append(
-                    _rejection(exc, device, transport, received_at, index, item)
-                )
+                result.rejections.append(_rejection(exc, device, transport, received_at, index, item))
                 continue
-            rows.append(row)
+            kept.append(index)
             seqs.append(seq)
             stamps.append(ts)
-            for spec, v in zip(text, text_values, strict=True):
-                texts[spec.name].append(v)
-            kept.append(index)
+            readings.append(values)
         if not kept:
             return result
-        matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(numeric))
+        problems: dict[int, Invalid] = {}
+        matrix = np.empty((len(kept), len(numeric)), dtype=np.float64)
+        for j, spec in enumerate(numeric):
+            matrix[:, j] = _numeric_column(spec, [v.get(spec.name) for v in readings], problems)
+        texts: dict[str, list[Any]] = {}
+        for spec in text:
+            column: list[Any] = []
+            for i, values in enumerate(readings):
+                v = values.get(spec.name)
+                if v is None:
+                    if spec.required:
+                        problems.setdefault(i, Invalid(Reason.MISSING_FIELD, f"values.{spec.name}: missing"))
+                    column.append(None)
+                    continue
+                try:
+                    column.append(_text(spec, v))
+                except Invalid as exc:
+                    problems.setdefault(i, exc)
+                    column.append(None)
+            texts[spec.name] = column
+        if problems:
+            for i in sorted(problems):
+                index = kept[i]
+                result.rejections.append(
+                    _rejection(problems[i], device, transport, received_at, index, items[index])
+                )
+            good = [i for i in range(len(kept)) if i not in problems]
+            if not good:
+                return result
+            matrix = matrix[good]
+            kept = [kept[i] for i in good]
+            seqs = [seqs[i] for i in good]
+            stamps = [stamps[i] for i in good]
+            texts = {k: [v[i] for i in good] for k, v in texts.items()}
         ts_arr = np.array(stamps, dtype=np.float64)
         bad = _range_and_time_violations(schema, matrix, ts_arr, received_at, self.catalog)
         if bad is not None:
@@ -355,5 +442,15 @@ def _rejection(
         stream=device.stream,
         seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
         index=index,
-        payload=orjson.dumps(item, option=orjson.OPT_NON_STR_KEYS) if item is not None else b"",
+        payload=_dump(item),
     )
+
+
+def _dump(item: object) -> bytes:
+    """The refused reading as JSON, whatever it holds (callers may pass non-wire objects)."""
+    if item is None:
+        return b""
+    try:
+        return orjson.dumps(item, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(item, default=repr).encode()
