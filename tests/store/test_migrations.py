@@ -23,10 +23,10 @@ def test_upgrade_head_creates_exactly_the_declared_schema(engine: Engine) -> Non
 def test_drift_is_detected(engine: Engine) -> None:
     upgrade(engine)
     with engine.begin() as conn:
-        conn.exec_driver_sql("DROP INDEX ix_readings_ts")
+        conn.exec_driver_sql("DROP INDEX ix_readings_stream_ts")
         conn.exec_driver_sql("CREATE TABLE scratch (id INTEGER PRIMARY KEY)")
     drift = [str(d) for d in schema_drift(engine)]
-    assert any("ix_readings_ts" in d and "add_index" in d for d in drift)
+    assert any("ix_readings_stream_ts" in d and "add_index" in d for d in drift)
     assert any("remove_table" in d and "scratch" in d for d in drift)
 
 

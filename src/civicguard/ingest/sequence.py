@@ -64,6 +64,29 @@ class SequenceGuard:
             return Verdict.NEW
         return Verdict.DUPLICATE if seen == fingerprint else Verdict.REPLAY
 
+    def check_run(self, device_id: str, seqs: list[int], fingerprint: Callable[[int], int]) -> list[Verdict] | None:
+        """All-new verdicts for a run of strictly increasing numbers above the device's highest.
+
+        The common case of a buffered upload, settled without a per-reading look-up; returns
+        None when the run is anything else (the caller then checks reading by reading).
+        ``fingerprint(i)`` gives the content fingerprint of the run's ``i``-th reading.
+        """
+        n = len(seqs)
+        high = self._high.get(device_id)
+        if high is None or n < 2 or seqs[0] <= high:
+            return None
+        if any(b <= a for a, b in zip(seqs, seqs[1:], strict=False)):
+            return None
+        recent = self._recent[device_id]
+        top = seqs[-1]
+        for i in range(max(0, n - self.window), n):
+            recent[seqs[i]] = fingerprint(i)
+        self._high[device_id] = top
+        if len(recent) > 2 * self.window:
+            for old in [s for s in recent if s <= top - self.window]:
+                del recent[old]
+        return [Verdict.NEW] * n
+
     def forget(self, device_id: str, seqs: list[int]) -> None:
         """Un-see ``seqs`` (their readings could not be published), so a retry is accepted."""
         recent = self._recent.get(device_id)

@@ -116,14 +116,22 @@ class IngestService:
     def _sequence(self, batch: ReadingBatch, result: IngestResult) -> ReadingBatch | None:
         """Drop duplicates and turn replays into rejections; the batch of new readings remains."""
         check = self.guard.check
-        rows = batch.values.tolist()
+        rows = batch.values
         texts = list(batch.text.values())
         keep: list[int] = []
         seqs = batch.seq.tolist()
         stamps = batch.ts.tolist()
-        for i, (device_id, seq) in enumerate(zip(batch.device_ids, seqs, strict=True)):
-            fingerprint = hash((stamps[i], tuple(rows[i]), tuple(_frozen(t[i]) for t in texts)))
-            verdict = check(device_id, seq, fingerprint)
+
+        def fingerprint(i: int) -> int:
+            return hash((stamps[i], rows[i].tobytes(), tuple(_frozen(t[i]) for t in texts)))
+
+        devices = batch.device_ids
+        verdicts = None
+        if devices and devices[0] == devices[-1] and devices.count(devices[0]) == len(devices):
+            verdicts = self.guard.check_run(devices[0], seqs, fingerprint)
+        if verdicts is None:
+            verdicts = [check(d, seq, fingerprint(i)) for i, (d, seq) in enumerate(zip(devices, seqs, strict=True))]
+        for i, (device_id, seq, verdict) in enumerate(zip(devices, seqs, verdicts, strict=True)):
             if verdict is Verdict.NEW:
                 keep.append(i)
             elif verdict is Verdict.DUPLICATE:

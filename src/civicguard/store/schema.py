@@ -65,9 +65,9 @@ readings = Table(
     # The reading's fields after the privacy gateway, as JSON text.
     Column("payload", Text, nullable=False),
     UniqueConstraint("device_id", "seq"),
+    # Two indexes only: every extra one costs a third of the write rate (ADR 0004). Place
+    # queries narrow by stream and time first; retention sweeps go stream by stream.
     Index(None, "stream", "ts"),
-    Index(None, "cell", "ts"),
-    Index(None, "ts"),
 )
 
 dead_letters = Table(

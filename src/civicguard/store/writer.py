@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 _Job = tuple[list[ReadingBatch], list[Rejection]] | None
 
+#: Most queued writes stored in one transaction.
+COALESCE = 8
+
 
 class BackgroundWriter:
     """Writes what it is given in order, in one thread; :meth:`flush` waits until stored.
@@ -56,13 +59,22 @@ class BackgroundWriter:
 
     def _run(self) -> None:
         while True:
-            job = self._queue.get()
+            jobs = [self._queue.get()]
+            # Whatever queued up meanwhile goes into the same transaction: fewer commits.
+            while jobs[-1] is not None and len(jobs) < COALESCE:
+                try:
+                    jobs.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                if job is None:
-                    return
-                self._store_job(*job)
+                batches = [b for job in jobs if job is not None for b in job[0]]
+                rejections = [r for job in jobs if job is not None for r in job[1]]
+                self._store_job(batches, rejections)
             finally:
-                self._queue.task_done()
+                for _ in jobs:
+                    self._queue.task_done()
+            if jobs[-1] is None:
+                return
 
     def _store_job(self, batches: list[ReadingBatch], rejections: list[Rejection]) -> None:
         while True:
