@@ -178,7 +178,12 @@ def run_ingest_benchmark(readings: int, mqtt_messages: int, mqtt_port: int) -> N
         except ImportError as exc:  # pragma: no cover - only while the MQTT path is missing
             console.print(f"mqtt comparison skipped: {exc}")
         else:
-            mqtt = compare_mqtt("127.0.0.1", mqtt_port, mqtt_messages, None)
+            with tempfile.TemporaryDirectory(prefix="civicguard-bench-mqtt-") as tmp:
+
+                def make_platform() -> Platform:
+                    return Platform.build(Settings(data_dir=Path(tmp)), keys=MemoryKeyStore())
+
+                mqtt = compare_mqtt("127.0.0.1", mqtt_port, mqtt_messages, make_platform)
             console.print(
                 f"mqtt: bare paho client {mqtt['bare_msgs_per_s']:,.0f} msgs/s, "
                 f"civicguard MQTT path {mqtt['civicguard_msgs_per_s']:,.0f} msgs/s "

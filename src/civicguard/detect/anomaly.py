@@ -168,27 +168,37 @@ class StreamingAnomalyDetector(Detector):
         alerts: list[Alert] = []
         for r, row in enumerate(rows.tolist()):
             for j, x in enumerate(xs[r]):
+                if x != x:  # NaN: the field is absent; nothing learned, the streak holds
+                    continue
                 m, d, c, k = mean[j], dev[j], count[j], streak[j]
-                valid = x == x  # NaN is absent
-                scale = max(d * MAD_TO_SIGMA, floors[j])
-                residual = x - m if valid else 0.0
+                # Comparisons instead of max()/min(): the same IEEE results, at a third of the cost.
+                scale = d * MAD_TO_SIGMA
+                if scale < floors[j]:
+                    scale = floors[j]
+                residual = x - m
                 z = residual / scale
-                exceptional = valid and c >= warmup and abs(z) > threshold
-                new_streak = k + 1 if exceptional else (0.0 if valid else k)
+                exceptional = c >= warmup and abs(z) > threshold
+                new_streak = k + 1 if exceptional else 0.0
                 if exceptional:
                     pos = int(k % consecutive)
                     state.ring_value[slot, j, pos] = x
                     state.ring_ts[slot, j, pos] = stamps[r]
                     state.ring_seq[slot, j, pos] = seqs[r]
-                if valid:
-                    new_count = c + 1
-                    weight = max(alpha, 1.0 / max(new_count, 1.0))
+                new_count = c + 1
+                inverse = 1.0 / new_count
+                weight = alpha if alpha >= inverse else inverse
+                clipped = residual
+                if c >= warmup:
                     limit = threshold * scale
-                    clipped = min(max(residual, -limit), limit) if c >= warmup else residual
-                    mean[j] = m + weight * clipped
-                    if c > 0:
-                        dev[j] = d + max(alpha, 1.0 / max(c, 1.0)) * (abs(clipped) - d)
-                    count[j] = new_count
+                    if clipped > limit:
+                        clipped = limit
+                    elif clipped < -limit:
+                        clipped = -limit
+                mean[j] = m + weight * clipped
+                if c > 0:
+                    inverse = 1.0 / c
+                    dev[j] = d + (alpha if alpha >= inverse else inverse) * (abs(clipped) - d)
+                count[j] = new_count
                 streak[j] = new_streak
                 if exceptional and new_streak >= consecutive:
                     state.mean[slot], state.dev[slot] = mean, dev

@@ -17,148 +17,24 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import secrets
 import subprocess
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from civicguard.ingest.decode import Invalid
 from civicguard.ingest.model import Reason, Transport
+from civicguard.ingest.mqtt_receiver import READINGS, SIGNED, Login, Receiver, receive_in_child
 from civicguard.ingest.registry import AuthError, DeviceRegistry
 from civicguard.ingest.service import IngestService
 
 log = logging.getLogger(__name__)
-
-READINGS = "readings"
-SIGNED = "signed"
-
-
-class _Receiver:
-    """The paho client: subscribes to the devices' topics and appends each message to an inbox."""
-
-    def __init__(
-        self,
-        inbox: deque[tuple[str, bytes]],
-        wake: threading.Event,
-        login: _Login,
-    ) -> None:
-        self.inbox = inbox
-        self.wake = wake
-        self.prefix = login.topic_prefix
-        self.login = login
-        #: Messages the broker delivered.
-        self.received = 0
-        # A named client keeps a persistent session: the broker queues QoS 1 messages while
-        # we are away. Without a name every start is a fresh, throwaway session.
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=login.client_id or f"civicguard-ingest-{secrets.token_hex(4)}",
-            clean_session=not login.client_id,
-        )
-        if login.username:
-            self.client.username_pw_set(login.username, login.password)
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = self._on_message
-        self._subscribed = threading.Event()
-        self._refused: str | None = None
-
-    def _on_connect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
-    ) -> None:
-        if reason_code.is_failure:
-            self._refused = str(reason_code)
-            self._subscribed.set()
-            return
-        # Subscribing again on every (re)connect: a clean session forgets subscriptions.
-        prefix = self.prefix
-        client.subscribe([(f"{prefix}/+/{READINGS}", 1), (f"{prefix}/+/{SIGNED}", 1)])
-
-    def _on_subscribe(
-        self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any
-    ) -> None:
-        failed = [str(rc) for rc in reason_codes if rc.is_failure]
-        if failed:
-            self._refused = f"subscription refused: {', '.join(failed)}"
-        self._subscribed.set()
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        # The network thread's only work: every microsecond here caps the whole adapter.
-        # paho hands over the received bytes object itself (bytearray only on the sending side).
-        self.inbox.append((message.topic, message.payload))  # type: ignore[arg-type]
-        self.received += 1
-        if not self.wake.is_set():
-            self.wake.set()
-
-    def connect(self, timeout: float) -> None:
-        """Connect and subscribe; :class:`ConnectionError` if the broker refuses."""
-        login = self.login
-        try:
-            self.client.connect(login.host, login.port, keepalive=30)
-        except OSError as exc:
-            raise ConnectionError(f"MQTT broker {login.host}:{login.port}: {exc}") from exc
-        self.client.loop_start()
-        if not self._subscribed.wait(timeout) or self._refused:
-            why = self._refused or f"no subscription within {timeout} s"
-            self.close()
-            raise ConnectionError(f"MQTT broker {login.host}:{login.port}: {why}")
-
-    def close(self) -> None:
-        """Disconnect and stop the network thread."""
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Login:
-    host: str
-    port: int
-    username: str
-    password: str
-    topic_prefix: str
-    client_id: str
-
-
-def _receive_in_child(
-    conn: Connection, stop: Any, login: _Login, timeout: float
-) -> None:  # pragma: no cover - runs in the receiver process; covered by the process-mode test
-    """The receiver process: forward the broker's messages to the platform in small batches."""
-    inbox: deque[tuple[str, bytes]] = deque()
-    wake = threading.Event()
-    receiver = _Receiver(inbox, wake, login)
-    try:
-        receiver.connect(timeout)
-    except ConnectionError as exc:
-        conn.send(("refused", str(exc)))
-        return
-    conn.send(("ready", ""))
-
-    def forward() -> None:
-        n = len(inbox)
-        if n:
-            conn.send([inbox.popleft() for _ in range(n)])
-
-    while not stop.is_set():
-        if wake.wait(0.05):
-            wake.clear()
-            # A short pause gathers a batch: one pipe write per few ms, not one per message.
-            time.sleep(0.002)
-            forward()
-    receiver.close()
-    forward()
-    conn.send(None)
-    conn.close()
-
 
 class MqttIngest:
     """A broker subscriber that feeds every device message into :class:`IngestService`.
@@ -187,7 +63,7 @@ class MqttIngest:
         self.topic_prefix = topic_prefix.rstrip("/")
         self.max_batch = max_batch
         self.mode = receiver
-        self._login = _Login(
+        self._login = Login(
             host=host,
             port=port,
             username=username,
@@ -205,7 +81,7 @@ class MqttIngest:
         self._stop = threading.Event()
         self._busy = False
         self._worker: threading.Thread | None = None
-        self._receiver: _Receiver | None = None
+        self._receiver: Receiver | None = None
         self._child: Any = None
         self._child_stop: Any = None
         self._reader: threading.Thread | None = None
@@ -230,7 +106,7 @@ class MqttIngest:
             if self.mode == "process":
                 self._start_child(timeout)
             else:
-                self._receiver = _Receiver(self._inbox, self._wake, self._login)
+                self._receiver = Receiver(self._inbox, self._wake, self._login)
                 self._receiver.connect(timeout)
         except BaseException:
             self._receiver = None
@@ -243,7 +119,7 @@ class MqttIngest:
         reader, writer = ctx.Pipe(duplex=False)
         self._child_stop = ctx.Event()
         self._child = ctx.Process(
-            target=_receive_in_child,
+            target=receive_in_child,
             args=(writer, self._child_stop, self._login, timeout),
             name="civicguard-mqtt-receiver",
             daemon=True,
@@ -270,7 +146,7 @@ class MqttIngest:
             if batch is None:
                 break
             inbox.extend(batch)
-            self._forwarded += len(batch)
+            self._forwarded += sum(len(lengths) for _, _, lengths in batch)
             if not self._wake.is_set():
                 self._wake.set()
         conn.close()
@@ -318,8 +194,13 @@ class MqttIngest:
             self._busy = True
             n = min(len(inbox), self.max_batch)
             messages = [inbox.popleft() for _ in range(n)]
+            if self.mode == "process":
+                n = sum(len(lengths) for _, _, lengths in messages)  # type: ignore[misc]
             try:
-                self.handle(messages)
+                if self.mode == "process":
+                    self.handle_bundles(messages)  # type: ignore[arg-type]
+                else:
+                    self.handle(messages)
             except Exception:
                 # One bad batch must not stop ingest for the whole city; the count shows it.
                 self.failed += n
@@ -348,6 +229,44 @@ class MqttIngest:
                 )
         for device_id, bodies in by_device.items():
             self._submit(device_id, bodies)
+
+    def handle_bundles(self, bundles: Iterable[tuple[str, bytes, list[int]]]) -> None:
+        """Ingest what the receiver process forwards: per topic, joined payloads and lengths.
+
+        A bundle of plain readings from a known device is parsed as one JSON array; anything
+        unusual (a malformed or oversized payload, an array payload, a signed topic, an unknown
+        device) is split back into its messages and goes through :meth:`handle` one by one, so
+        that each refusal keeps its own reason and payload.
+        """
+        limit = self.ingest.decoder.catalog.limits.max_payload_bytes
+        by_device: dict[str, list[Any]] = {}
+        single: list[tuple[str, bytes]] = []
+        for topic, joined, lengths in bundles:
+            device_id, kind = self._route(topic)
+            items = None
+            if kind == READINGS and max(lengths) <= limit and self.registry.get(device_id):
+                try:
+                    items = orjson.loads(b"[" + joined + b"]")
+                except orjson.JSONDecodeError:
+                    items = None
+                if items is not None and (
+                    len(items) != len(lengths) or any(type(i) is not dict for i in items)
+                ):
+                    items = None
+            if items is None:
+                single.extend((topic, payload) for payload in _split(joined, lengths))
+            else:
+                by_device.setdefault(device_id, []).extend(items)
+        if single:
+            self.handle(single)
+        for device_id, items in by_device.items():
+            try:
+                device = self.registry.by_broker_identity(device_id)
+            except AuthError as exc:
+                for item in items:
+                    self._refuse(exc.reason, exc.detail, orjson.dumps(item), device_id)
+                continue
+            self.ingest.submit_items(device, items, Transport.MQTT)
 
     def _route(self, topic: str) -> tuple[str, str]:
         head = self.topic_prefix + "/"
@@ -403,6 +322,15 @@ class MqttIngest:
                 self.ingest.submit(device, body, Transport.MQTT)
         if items:
             self.ingest.submit_items(device, items, Transport.MQTT)
+
+
+def _split(joined: bytes, lengths: list[int]) -> list[bytes]:
+    """The payloads that ``b",".join`` put together, given their lengths."""
+    out, at = [], 0
+    for n in lengths:
+        out.append(joined[at : at + n])
+        at += n + 1
+    return out
 
 
 def write_mosquitto_auth(

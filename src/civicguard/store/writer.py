@@ -35,6 +35,8 @@ class BackgroundWriter:
         self._queue: queue.Queue[_Job] = queue.Queue(maxsize=max_pending)
         self._retry_s = retry_s
         self._closed = threading.Event()
+        #: Readings written so far that were not already stored.
+        self.stored = 0
         self._thread = threading.Thread(target=self._run, name="civicguard-writer", daemon=True)
         self._thread.start()
 
@@ -80,7 +82,9 @@ class BackgroundWriter:
         while True:
             try:
                 if batches:
-                    METRICS.stored.inc(self._store.readings.write(batches))
+                    new = self._store.readings.write(batches)
+                    self.stored += new
+                    METRICS.stored.inc(new)
                     batches = []
                 if rejections:
                     self._store.dead_letters.write(rejections)
