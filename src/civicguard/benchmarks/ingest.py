@@ -63,6 +63,8 @@ def _values(stream: Stream, rng: np.random.Generator, n: int, plates: list[str])
             # Small noise around the middle of the normal band: a healthy city, where the
             # injected anomalies are the only thing detectors should flag.
             mid, span = (lo + hi) / 2, (hi - lo) / 400
+            if spec.max_rate is not None:  # and no faster than the field can really change
+                span = min(span, spec.max_rate / 10)
             vals = rng.normal(mid, span, n).clip(lo, hi)
             col = vals.round().astype(int).tolist() if spec.type.value == "integer" else vals.round(3).tolist()
         elif spec.name == "plate":
@@ -93,16 +95,19 @@ def _make_bodies(
     platform.refresh_devices()
     plates = [f"AGS{n:04d}" for n in range(5000)]
     seq = dict.fromkeys(secrets, 0)
-    # Each device reports once a second; its first buffered reading is an hour old.
-    clock = dict.fromkeys(secrets, now - 3600.0)
+    # Each device reports once a second; its first buffered reading is six hours old, which
+    # leaves room for 40 uploads of 500 readings before any would be from the future.
+    clock = dict.fromkeys(secrets, now - 6 * 3600.0)
     bodies: list[_Body] = []
     chooser = random.Random(7)
     n_bodies = total // per_body
+    substations = [d for d in devices if d.stream == "power.substation"]
     for b in range(n_bodies):
-        device = chooser.choice(devices)
+        attacked = bool(anomaly_every) and b % anomaly_every == anomaly_every - 1
+        device = chooser.choice(substations if attacked else devices)
         stream = platform.catalog.stream(device.stream)
         values = _values(stream, rng, per_body, plates)
-        if anomaly_every and b % anomaly_every == anomaly_every - 1 and device.stream == "power.substation":
+        if attacked:
             values[-1]["frequency"] = 51.3  # a manipulated frequency: detectors must flag it
         start = seq[device.id]
         t0 = clock[device.id]
@@ -147,11 +152,13 @@ def run_pipeline(readings: int, per_body: int = 500, console: Console | None = N
         platform.processor.writer.close()
         elapsed = time.perf_counter() - started
         stored = platform.store.readings.count()
+        refused = sum(platform.store.dead_letters.count_by_reason().values())
         latencies = np.array(platform.processor.latencies or [np.nan])
         platform.close()
     return {
         "readings": float(total),
         "stored": float(stored),
+        "refused": float(refused),
         "seconds": elapsed,
         "readings_per_s": total / elapsed,
         "alerts": float(len(platform.processor.latencies)),
@@ -166,7 +173,8 @@ def run_ingest_benchmark(readings: int, mqtt_messages: int, mqtt_port: int) -> N
     figures = run_pipeline(readings, console=console)
     console.print(
         f"batch path: {int(figures['readings']):,} readings in {figures['seconds']:.1f} s, "
-        f"{int(figures['stored']):,} stored, {int(figures['alerts'])} alerts"
+        f"{int(figures['stored']):,} stored, {int(figures['refused']):,} refused, "
+        f"{int(figures['alerts'])} alerts"
     )
     console.print(
         f"reading->alert latency: p50 {figures['latency_p50_ms']:.1f} ms, "
