@@ -26,7 +26,7 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is not installed; browser tests will be skipped (Debian package chromium)"; fi; }
 
-test: install browser
+test: install browser lint
 	$(BIN)/python -m pytest
 
 lint: install

@@ -42,7 +42,7 @@ def provision(platform: Platform):
 
     def make(stream: str, device_id: str | None = None, **place: float) -> tuple[Device, str]:
         device = Device(
-            id=device_id or f"{stream.split('.')[-1]}-{next(counter):03d}",
+            id=device_id or f"{stream.rsplit('.', maxsplit=1)[-1]}-{next(counter):03d}",
             stream=stream,
             lat=place.get("lat", CITY_LAT),
             lon=place.get("lon", CITY_LON),

@@ -55,10 +55,22 @@ def test_operator_sees_a_scenario_alert_during_the_demo(tmp_path: Path) -> None:
     data_dir = tmp_path / "city"
     command = [
         str(Path(sys.executable).with_name("civicguard")),
-        "demo", "--duration", "45", "--seed", "11", "--data-dir", str(data_dir), "--port", str(port),
+        "demo",
+        "--duration",
+        "45",
+        "--seed",
+        "11",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
     ]
     demo = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
         env=os.environ | {"COLUMNS": "140"},
     )
     try:

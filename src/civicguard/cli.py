@@ -11,7 +11,9 @@ from rich.table import Table
 
 from civicguard.settings import Settings
 
-app = typer.Typer(no_args_is_help=True, help="civicguard: privacy-by-design city security operations.")
+app = typer.Typer(
+    no_args_is_help=True, help="civicguard: privacy-by-design city security operations."
+)
 devices_app = typer.Typer(no_args_is_help=True, help="Provision, list and revoke devices.")
 users_app = typer.Typer(no_args_is_help=True, help="Manage staff accounts.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
@@ -22,7 +24,8 @@ app.add_typer(bench_app, name="bench")
 console = Console()
 
 DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Where all state lives (default ./civicguard-data).")
+    Path | None,
+    typer.Option("--data-dir", help="Where all state lives (default ./civicguard-data)."),
 ]
 
 
@@ -115,7 +118,9 @@ def devices_provision(
 
     platform = Platform.build(_settings(data_dir))
     try:
-        device = Device(id=device_id, stream=stream, lat=lat, lon=lon, district=district, label=label)
+        device = Device(
+            id=device_id, stream=stream, lat=lat, lon=lon, district=district, label=label
+        )
         try:
             secret = platform.registry.provision(device, platform.clock.now())
         except ValueError as exc:
@@ -136,7 +141,14 @@ def devices_list(data_dir: DataDir = None) -> None:
     try:
         table = Table("id", "stream", "district", "lat", "lon", "revoked")
         for d in platform.registry.all():
-            table.add_row(d.id, d.stream, d.district, f"{d.lat:.5f}", f"{d.lon:.5f}", "yes" if d.revoked else "")
+            table.add_row(
+                d.id,
+                d.stream,
+                d.district,
+                f"{d.lat:.5f}",
+                f"{d.lon:.5f}",
+                "yes" if d.revoked else "",
+            )
     finally:
         platform.close()
     console.print(table)
@@ -183,9 +195,13 @@ def users_add(
 
 @bench_app.command("ingest")
 def bench_ingest(
-    readings: Annotated[int, typer.Option(help="Readings to push through the batch path.")] = 1_000_000,
+    readings: Annotated[
+        int, typer.Option(help="Readings to push through the batch path.")
+    ] = 1_000_000,
     mqtt_messages: Annotated[int, typer.Option(help="Messages for the MQTT comparison.")] = 200_000,
-    mqtt_port: Annotated[int, typer.Option(help="Port of the Mosquitto to use (0: start one).")] = 0,
+    mqtt_port: Annotated[
+        int, typer.Option(help="Port of the Mosquitto to use (0: start one).")
+    ] = 0,
 ) -> None:
     """Push readings through the whole pipeline and print throughput and latency."""
     from civicguard.benchmarks.ingest import run_ingest_benchmark
@@ -197,8 +213,15 @@ def _shared_data(name: str) -> Path:
     """Where the public benchmark data lives: ``$CIVICGUARD_SHARED_DATA`` or ``../shared/data``."""
     import os
 
-    candidates = [Path(os.environ["CIVICGUARD_SHARED_DATA"])] if "CIVICGUARD_SHARED_DATA" in os.environ else []
-    candidates += [Path.cwd().parent / "shared" / "data", Path(__file__).resolve().parents[3] / "shared" / "data"]
+    candidates = (
+        [Path(os.environ["CIVICGUARD_SHARED_DATA"])]
+        if "CIVICGUARD_SHARED_DATA" in os.environ
+        else []
+    )
+    candidates += [
+        Path.cwd().parent / "shared" / "data",
+        Path(__file__).resolve().parents[3] / "shared" / "data",
+    ]
     for base in candidates:
         if (base / name).exists():
             return base / name
@@ -207,7 +230,9 @@ def _shared_data(name: str) -> Path:
 
 @bench_app.command("batadal")
 def bench_batadal(
-    out: Annotated[Path, typer.Option("--out", help="Directory for the test-set detection report.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for the test-set detection report.")
+    ],
     data: Annotated[Path | None, typer.Option(help="BATADAL data directory.")] = None,
 ) -> None:
     """Score the water-network attack detector on BATADAL dataset 04; write the test report."""

@@ -17,7 +17,9 @@ class Metrics:
         self.rejected = Counter(
             "civicguard_messages_rejected", "Refused messages and readings", ["reason"], registry=r
         )
-        self.stored = Counter("civicguard_readings_stored", "Readings written to the store", registry=r)
+        self.stored = Counter(
+            "civicguard_readings_stored", "Readings written to the store", registry=r
+        )
         self.alerts = Counter(
             "civicguard_alerts", "Alerts raised", ["detector", "severity"], registry=r
         )

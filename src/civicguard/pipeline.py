@@ -118,7 +118,7 @@ class Processor:
         return filed
 
     def run_once(self, max_events: int = 256, timeout: float = 0.2) -> int:
-        """Consume and handle what the log has (waiting up to ``timeout``); return events handled."""
+        """Handle what the log has (waiting up to ``timeout``); return how many events."""
         events = self.log.consume(max_events, timeout)
         if events:
             self.handle(events)

@@ -25,6 +25,7 @@ DEVICE_REFRESH_EVERY = 30.0
 #: Seconds a worker waits after a failure (NATS or the database unreachable) before resuming.
 RETRY_AFTER = 2.0
 
+
 def run_worker(
     settings: Settings,
     durable: str = "workers",

@@ -22,8 +22,10 @@ def batch(n: int = 3, *, stream: str = "air.quality", first_seq: int = 0) -> Rea
         ts=1_790_000_000.0 + np.arange(n, dtype=np.float64) * 0.25,
         received_at=1_790_000_001.5 + np.arange(n, dtype=np.float64),
         values=values,
-        text={"status": ["ok", "calibrating", "ok ñ"][:n] + ["ok"] * max(0, n - 3),
-              "flags": [["a", "b"]] * n},
+        text={
+            "status": ["ok", "calibrating", "ok ñ"][:n] + ["ok"] * max(0, n - 3),
+            "flags": [["a", "b"]] * n,
+        },
         cells=tuple(f"8a4983a6c6{i:d}ffff" for i in range(n)),
         transport=Transport.MQTT,
     )

@@ -27,8 +27,16 @@ class NatsServer:
         """Start the server and wait until it accepts clients."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(
-            [self.binary, "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1",
-             "-p", str(self.port)],
+            [
+                self.binary,
+                "-js",
+                "-sd",
+                str(self.store_dir),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -115,7 +115,9 @@ def test_partitions_keep_each_device_on_one_partition(nats_log: NatsLogFactory) 
     events: list = []
     for i in range(3):
         for device in devices:
-            events.append(dataclasses.replace(batch(2, first_seq=2 * i), device_ids=(device, device)))
+            events.append(
+                dataclasses.replace(batch(2, first_seq=2 * i), device_ids=(device, device))
+            )
     events += [dataclasses.replace(rejection(), device_id=device) for device in devices]
     nats_log("ingest", partitions=3).publish(events)
     seen: dict[str, int] = {}
@@ -176,8 +178,13 @@ def test_workers_store_every_reading_published_by_ingest_exactly_once(
     ]
     try:
         devices = [
-            Device(id=f"substation-{i}", stream="power.substation", lat=21.88 + i / 1000,
-                   lon=-102.29, district="centro")
+            Device(
+                id=f"substation-{i}",
+                stream="power.substation",
+                lat=21.88 + i / 1000,
+                lon=-102.29,
+                district="centro",
+            )
             for i in range(4)
         ]
         for device in devices:
@@ -197,8 +204,11 @@ def test_workers_store_every_reading_published_by_ingest_exactly_once(
             clock.advance(10)
             for device in devices:
                 readings = [
-                    {"seq": round_ * 10 + k, "ts": clock.now() - 5 + k * 0.5,
-                     "values": {"voltage": 11.0, "frequency": 50.0, "load": 20.0 + k}}
+                    {
+                        "seq": round_ * 10 + k,
+                        "ts": clock.now() - 5 + k * 0.5,
+                        "values": {"voltage": 11.0, "frequency": 50.0, "load": 20.0 + k},
+                    }
                     for k in range(10)
                 ]
                 body = orjson.dumps(readings)
@@ -235,7 +245,9 @@ def test_the_worker_command_stores_readings_and_stops_on_sigterm(
     }
     worker = subprocess.Popen(
         [sys.executable, "-m", "civicguard.cli", "worker"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         ingest = NatsEventLog(own_nats_server.url, Settings().nats_stream)

@@ -1,4 +1,4 @@
-"""Ingest refuses bad input with a clear reason, stores good input once, and never loses a message."""
+"""Ingest refuses bad input with a clear reason, stores good input once, loses nothing."""
 
 from __future__ import annotations
 
@@ -28,17 +28,49 @@ def _drain(platform) -> None:
 
 
 BAD_READINGS = [
-    ({"seq": 1, "values": {"voltage": 11.0, "frequency": 50.0, "load": 1.0}}, Reason.MISSING_FIELD, "ts"),
+    (
+        {"seq": 1, "values": {"voltage": 11.0, "frequency": 50.0, "load": 1.0}},
+        Reason.MISSING_FIELD,
+        "ts",
+    ),
     ({"ts": 0, "values": {}}, Reason.MISSING_FIELD, "seq"),
     ({"seq": "one", "ts": 0, "values": {}}, Reason.WRONG_TYPE, "seq"),
-    ({"seq": 1, "ts": 0, "values": {"voltage": "high", "frequency": 50.0, "load": 1.0}}, Reason.WRONG_TYPE, "values.voltage"),
-    ({"seq": 1, "ts": 0, "values": {"frequency": 50.0, "load": 1.0}}, Reason.MISSING_FIELD, "values.voltage"),
-    ({"seq": 1, "ts": 0, "values": {"voltage": 99.0, "frequency": 50.0, "load": 1.0}}, Reason.OUT_OF_RANGE, "values.voltage"),
-    ({"seq": 1, "ts": 0, "values": {"voltage": 11.0, "frequency": 50.0, "load": 1.0, "x": 1}}, Reason.UNKNOWN_FIELD, "x"),
+    (
+        {"seq": 1, "ts": 0, "values": {"voltage": "high", "frequency": 50.0, "load": 1.0}},
+        Reason.WRONG_TYPE,
+        "values.voltage",
+    ),
+    (
+        {"seq": 1, "ts": 0, "values": {"frequency": 50.0, "load": 1.0}},
+        Reason.MISSING_FIELD,
+        "values.voltage",
+    ),
+    (
+        {"seq": 1, "ts": 0, "values": {"voltage": 99.0, "frequency": 50.0, "load": 1.0}},
+        Reason.OUT_OF_RANGE,
+        "values.voltage",
+    ),
+    (
+        {"seq": 1, "ts": 0, "values": {"voltage": 11.0, "frequency": 50.0, "load": 1.0, "x": 1}},
+        Reason.UNKNOWN_FIELD,
+        "x",
+    ),
     ({"seq": 1, "ts": "yesterday", "values": {}}, Reason.WRONG_TYPE, "ts"),
-    ({"seq": 1, "ts": 0, "stream": "water.tank", "values": {}}, Reason.STREAM_MISMATCH, "water.tank"),
-    ({"seq": 1, "ts": 0, "stream": "martian.radio", "values": {}}, Reason.UNKNOWN_STREAM, "martian.radio"),
-    ({"seq": 1, "ts": 0, "device": "someone-else", "values": {}}, Reason.DEVICE_MISMATCH, "someone-else"),
+    (
+        {"seq": 1, "ts": 0, "stream": "water.tank", "values": {}},
+        Reason.STREAM_MISMATCH,
+        "water.tank",
+    ),
+    (
+        {"seq": 1, "ts": 0, "stream": "martian.radio", "values": {}},
+        Reason.UNKNOWN_STREAM,
+        "martian.radio",
+    ),
+    (
+        {"seq": 1, "ts": 0, "device": "someone-else", "values": {}},
+        Reason.DEVICE_MISMATCH,
+        "someone-else",
+    ),
     ([1, 2], Reason.NOT_AN_OBJECT, "object"),
 ]
 
@@ -60,7 +92,8 @@ def test_bad_reading_is_refused_with_reason_and_kept(platform, provision, item, 
 
 
 @pytest.mark.parametrize(
-    ("offset", "reason"), [(3600.0, Reason.TIMESTAMP_IN_FUTURE), (-3 * 86400.0, Reason.TIMESTAMP_TOO_OLD)]
+    ("offset", "reason"),
+    [(3600.0, Reason.TIMESTAMP_IN_FUTURE), (-3 * 86400.0, Reason.TIMESTAMP_TOO_OLD)],
 )
 def test_timestamps_far_from_now_are_refused(platform, provision, offset, reason):
     device, _ = provision("power.substation")
@@ -71,11 +104,16 @@ def test_timestamps_far_from_now_are_refused(platform, provision, offset, reason
 def test_malformed_and_oversized_bodies_are_dead_letters(platform, provision):
     device, _ = provision("power.substation")
     bad = platform.ingest.submit(device, b'{"seq": 1, "ts": ', Transport.MQTT)
-    big = platform.ingest.submit(device, b" " * (platform.catalog.limits.max_payload_bytes + 1), Transport.MQTT)
+    big = platform.ingest.submit(
+        device, b" " * (platform.catalog.limits.max_payload_bytes + 1), Transport.MQTT
+    )
     assert bad.rejections[0].reason is Reason.MALFORMED_JSON
     assert big.rejections[0].reason is Reason.OVERSIZED
     _drain(platform)
-    assert platform.store.dead_letters.count_by_reason() == {"malformed_json": 1, "oversized_payload": 1}
+    assert platform.store.dead_letters.count_by_reason() == {
+        "malformed_json": 1,
+        "oversized_payload": 1,
+    }
 
 
 def test_iso_timestamps_with_timezone_are_accepted(platform, provision):
@@ -179,7 +217,9 @@ def test_device_secrets_are_sealed_at_rest(platform, provision):
 
 
 def test_unauthenticated_refusals_keep_no_content(platform):
-    platform.ingest.refuse(Reason.BAD_CREDENTIALS, "no token", Transport.HTTP, b'{"plate":"XYZ987"}')
+    platform.ingest.refuse(
+        Reason.BAD_CREDENTIALS, "no token", Transport.HTTP, b'{"plate":"XYZ987"}'
+    )
     _drain(platform)
     (letter,) = platform.store.dead_letters.query()
     assert "XYZ987" not in letter["payload"]

@@ -36,7 +36,10 @@ def readings(fields: list[str]) -> st.SearchStrategy:
             "ts": st.one_of(st.floats(NOW - 100, NOW + 100), json_scalar),
             "values": st.one_of(good, values, json_scalar),
         },
-        optional={"device": st.sampled_from(["sub-1", "cnt-1", "x"]), "stream": st.text(max_size=3)},
+        optional={
+            "device": st.sampled_from(["sub-1", "cnt-1", "x"]),
+            "stream": st.text(max_size=3),
+        },
     )
 
 

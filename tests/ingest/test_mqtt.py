@@ -37,7 +37,9 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) ->
 @contextmanager
 def device_client(world: MqttWorld, username: str, password: str) -> Iterator[mqtt.Client]:
     """A connected MQTT client logged in as ``username``."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{username}-{uuid.uuid4().hex[:8]}")
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"test-{username}-{uuid.uuid4().hex[:8]}"
+    )
     client.username_pw_set(username, password)
     connected = threading.Event()
     client.on_connect = lambda *_args: connected.set()

@@ -1,4 +1,4 @@
-"""The sequence guard: duplicates once, replays refused, and its fast path agrees with the slow one."""
+"""The sequence guard: duplicates once, replays refused, fast path equal to the slow one."""
 
 from __future__ import annotations
 

@@ -20,11 +20,19 @@ MACS = ["3c:22:fb:10:aa:01", "F0-18-98-5E-77-C2", "a4:83:e7:00:11:22"]
 
 
 def _anpr(seq: int, ts: float, plate: str) -> dict:
-    return {"seq": seq, "ts": ts, "values": {"plate": plate, "lane": 1, "speed": 38.5, "vehicle_class": "car"}}
+    return {
+        "seq": seq,
+        "ts": ts,
+        "values": {"plate": plate, "lane": 1, "speed": 38.5, "vehicle_class": "car"},
+    }
 
 
 def _wifi(seq: int, ts: float, macs: list[str]) -> dict:
-    return {"seq": seq, "ts": ts, "values": {"macs": macs, "devices": len(macs), "rssi_mean": -61.0}}
+    return {
+        "seq": seq,
+        "ts": ts,
+        "values": {"macs": macs, "devices": len(macs), "rssi_mean": -61.0},
+    }
 
 
 def test_pseudonyms_link_within_a_period_and_never_across() -> None:
@@ -44,7 +52,9 @@ def test_pseudonyms_depend_on_the_key() -> None:
 
 
 @settings(max_examples=200)
-@given(st.text(alphabet="ABCDEFGHJKLMNPRSTUVWXYZ0123456789", min_size=4, max_size=8), st.floats(0, 4e9))
+@given(
+    st.text(alphabet="ABCDEFGHJKLMNPRSTUVWXYZ0123456789", min_size=4, max_size=8), st.floats(0, 4e9)
+)
 def test_pseudonym_never_contains_the_identifier(plate: str, ts: float) -> None:
     p = Pseudonymiser(MemoryKeyStore(), 3600)
     out = p.pseudonym("licence_plate", plate, ts)
@@ -52,7 +62,11 @@ def test_pseudonym_never_contains_the_identifier(plate: str, ts: float) -> None:
     assert out.startswith("ps_") and len(out) == 35
 
 
-@given(st.lists(st.integers(0, 255), min_size=6, max_size=6), st.sampled_from([":", "-"]), st.booleans())
+@given(
+    st.lists(st.integers(0, 255), min_size=6, max_size=6),
+    st.sampled_from([":", "-"]),
+    st.booleans(),
+)
 def test_mac_spellings_normalise_to_one(octets: list[int], sep: str, upper: bool) -> None:
     text = sep.join(f"{o:02x}" for o in octets)
     text = text.upper() if upper else text

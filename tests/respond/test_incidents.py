@@ -1,4 +1,4 @@
-"""Alerts group into incidents by place and time; incidents move open -> acknowledged -> resolved."""
+"""Alerts group into incidents by place and time; incidents go open -> acknowledged -> resolved."""
 
 from __future__ import annotations
 
@@ -53,12 +53,19 @@ def test_life_cycle_records_who_and_when(platform, clock) -> None:
     clock.advance(60)
     acked = platform.desk.acknowledge(alert.incident_id, "olga", "on my way")
     assert (acked.status, acked.acknowledged_by, acked.acknowledged_at) == (
-        IncidentStatus.ACKNOWLEDGED, "olga", clock.now())
+        IncidentStatus.ACKNOWLEDGED,
+        "olga",
+        clock.now(),
+    )
     with pytest.raises(TransitionError):
         platform.desk.acknowledge(alert.incident_id, "olga")
     clock.advance(60)
     done = platform.desk.resolve(alert.incident_id, "raj", "door secured")
-    assert (done.status, done.resolved_by, done.resolved_at) == (IncidentStatus.RESOLVED, "raj", clock.now())
+    assert (done.status, done.resolved_by, done.resolved_at) == (
+        IncidentStatus.RESOLVED,
+        "raj",
+        clock.now(),
+    )
     assert "on my way" in done.note and "door secured" in done.note
     with pytest.raises(TransitionError):
         platform.desk.resolve(alert.incident_id, "raj")

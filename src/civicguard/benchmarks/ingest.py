@@ -51,7 +51,9 @@ class _Body:
     readings: int
 
 
-def _values(stream: Stream, rng: np.random.Generator, n: int, plates: list[str]) -> list[dict[str, object]]:
+def _values(
+    stream: Stream, rng: np.random.Generator, n: int, plates: list[str]
+) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = [{} for _ in range(n)]
     for spec in stream.fields:
         if spec.name == "rssi_mean":
@@ -66,11 +68,18 @@ def _values(stream: Stream, rng: np.random.Generator, n: int, plates: list[str])
             if spec.max_rate is not None:  # and no faster than the field can really change
                 span = min(span, spec.max_rate / 10)
             vals = rng.normal(mid, span, n).clip(lo, hi)
-            col = vals.round().astype(int).tolist() if spec.type.value == "integer" else vals.round(3).tolist()
+            col = (
+                vals.round().astype(int).tolist()
+                if spec.type.value == "integer"
+                else vals.round(3).tolist()
+            )
         elif spec.name == "plate":
             col = [plates[int(i)] for i in rng.integers(0, len(plates), n)]
         elif spec.name == "macs":
-            col = [[f"02:00:00:{a:02x}:{b:02x}:{c:02x}" for a, b, c in rng.integers(0, 256, (3, 3))] for _ in range(n)]
+            col = [
+                [f"02:00:00:{a:02x}:{b:02x}:{c:02x}" for a, b, c in rng.integers(0, 256, (3, 3))]
+                for _ in range(n)
+            ]
         elif spec.choices:
             col = [spec.choices[0]] * n
         else:
@@ -90,7 +99,11 @@ def _make_bodies(
     devices: list[Device] = []
     for stream, count in FLEET.items():
         for i in range(count):
-            devices.append(Device(id=f"bench-{stream}-{i:04d}", stream=stream, lat=21.88 + i * 1e-4, lon=-102.29))
+            devices.append(
+                Device(
+                    id=f"bench-{stream}-{i:04d}", stream=stream, lat=21.88 + i * 1e-4, lon=-102.29
+                )
+            )
     secrets = platform.registry.provision_many(devices, now)
     platform.refresh_devices()
     plates = [f"AGS{n:04d}" for n in range(5000)]
@@ -105,15 +118,13 @@ def _make_bodies(
     for b in range(n_bodies):
         attacked = bool(anomaly_every) and b % anomaly_every == anomaly_every - 1
         device = chooser.choice(substations if attacked else devices)
-        stream = platform.catalog.stream(device.stream)
-        values = _values(stream, rng, per_body, plates)
+        spec = platform.catalog.stream(device.stream)
+        values = _values(spec, rng, per_body, plates)
         if attacked:
             values[-1]["frequency"] = 51.3  # a manipulated frequency: detectors must flag it
         start = seq[device.id]
         t0 = clock[device.id]
-        items = [
-            {"seq": start + k + 1, "ts": t0 + k, "values": v} for k, v in enumerate(values)
-        ]
+        items = [{"seq": start + k + 1, "ts": t0 + k, "values": v} for k, v in enumerate(values)]
         seq[device.id] = start + per_body
         clock[device.id] = t0 + per_body
         body = orjson.dumps(items)
@@ -121,7 +132,9 @@ def _make_bodies(
     return bodies
 
 
-def run_pipeline(readings: int, per_body: int = 500, console: Console | None = None) -> dict[str, float]:
+def run_pipeline(
+    readings: int, per_body: int = 500, console: Console | None = None
+) -> dict[str, float]:
     """Push ``readings`` through the embedded pipeline; return throughput and latency figures."""
     console = console or Console()
     with tempfile.TemporaryDirectory(prefix="civicguard-bench-") as tmp:

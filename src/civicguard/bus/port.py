@@ -18,7 +18,7 @@ class EventLog(Protocol):
         ...
 
     def consume(self, max_events: int, timeout: float) -> list[Event]:
-        """Up to ``max_events`` events not yet consumed by this consumer; waits up to ``timeout`` s."""
+        """Up to ``max_events`` events not yet consumed here; waits up to ``timeout`` seconds."""
         ...
 
     def commit(self) -> None:

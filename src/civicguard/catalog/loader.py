@@ -1,4 +1,4 @@
-"""Load a catalog from YAML and validate it; every error names the file, the path and the problem."""
+"""Load a catalog from YAML and validate it; each error names the file, the path and the problem."""
 
 from __future__ import annotations
 
@@ -82,8 +82,10 @@ class _FieldDoc(_Strict):
             bounds = getattr(self, name)
             if bounds is not None and bounds[0] > bounds[1]:
                 raise ValueError(f"{name} must be [low, high] with low <= high, got {list(bounds)}")
-        if self.normal and self.range and not (
-            self.range[0] <= self.normal[0] and self.normal[1] <= self.range[1]
+        if (
+            self.normal
+            and self.range
+            and not (self.range[0] <= self.normal[0] and self.normal[1] <= self.range[1])
         ):
             raise ValueError("normal band must lie inside the physical range")
         if self.identifier and self.treatment is Treatment.KEEP:

@@ -135,7 +135,9 @@ class StreamingAnomalyDetector(Detector):
             sorted_slots = slots[order]
             bounds = np.flatnonzero(np.diff(sorted_slots)) + 1
             for group in np.split(order, bounds):
-                alerts.extend(self._run_device(state, batch, group, int(slots[group[0]]), values, now))
+                alerts.extend(
+                    self._run_device(state, batch, group, int(slots[group[0]]), values, now)
+                )
             return alerts
         # One vector step per reading of the busiest device; every device advances together.
         by_step = np.argsort(rank, kind="stable")
@@ -156,7 +158,12 @@ class StreamingAnomalyDetector(Detector):
     ) -> list[Alert]:
         """The same arithmetic as :meth:`_step`, one reading at a time, for one device."""
         cfg = self.settings
-        alpha, warmup, threshold, consecutive = cfg.alpha, cfg.warmup, cfg.threshold, cfg.consecutive
+        alpha, warmup, threshold, consecutive = (
+            cfg.alpha,
+            cfg.warmup,
+            cfg.threshold,
+            cfg.consecutive,
+        )
         floors = state.floor.tolist()
         mean = state.mean[slot].tolist()
         dev = state.dev[slot].tolist()
@@ -168,13 +175,12 @@ class StreamingAnomalyDetector(Detector):
         alerts: list[Alert] = []
         for r, row in enumerate(rows.tolist()):
             for j, x in enumerate(xs[r]):
-                if x != x:  # NaN: the field is absent; nothing learned, the streak holds
+                if x != x:  # noqa: PLR0124 - NaN (absent field) test without a call; nothing learned
                     continue
                 m, d, c, k = mean[j], dev[j], count[j], streak[j]
                 # Comparisons instead of max()/min(): the same IEEE results, at a third of the cost.
                 scale = d * MAD_TO_SIGMA
-                if scale < floors[j]:
-                    scale = floors[j]
+                scale = max(scale, floors[j])
                 residual = x - m
                 z = residual / scale
                 exceptional = c >= warmup and abs(z) > threshold

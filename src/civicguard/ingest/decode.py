@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,7 +32,7 @@ from civicguard.ingest.model import (
 _ENVELOPE_KEYS = frozenset({"device", "stream", "seq", "ts", "values", "location"})
 
 
-class Invalid(Exception):
+class ReadingError(Exception):
     """A reading failed validation."""
 
     def __init__(self, reason: Reason, detail: str) -> None:
@@ -69,20 +70,24 @@ def _schema(stream: Stream) -> _StreamSchema:
 def parse_timestamp(value: object) -> float:
     """Unix seconds from a number or an ISO 8601 string with a timezone."""
     if isinstance(value, bool):
-        raise Invalid(Reason.WRONG_TYPE, "ts: expected Unix seconds or ISO 8601, got a boolean")
+        raise ReadingError(
+            Reason.WRONG_TYPE, "ts: expected Unix seconds or ISO 8601, got a boolean"
+        )
     if isinstance(value, int | float):
         if not math.isfinite(value):
-            raise Invalid(Reason.WRONG_TYPE, "ts: must be a finite number")
+            raise ReadingError(Reason.WRONG_TYPE, "ts: must be a finite number")
         return float(value)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            raise Invalid(Reason.WRONG_TYPE, f"ts: {value[:40]!r} is not ISO 8601") from None
+            raise ReadingError(Reason.WRONG_TYPE, f"ts: {value[:40]!r} is not ISO 8601") from None
         if parsed.tzinfo is None:
-            raise Invalid(Reason.WRONG_TYPE, "ts: ISO 8601 timestamps must carry a timezone")
+            raise ReadingError(Reason.WRONG_TYPE, "ts: ISO 8601 timestamps must carry a timezone")
         return parsed.timestamp()
-    raise Invalid(Reason.WRONG_TYPE, f"ts: expected Unix seconds or ISO 8601, got {type(value).__name__}")
+    raise ReadingError(
+        Reason.WRONG_TYPE, f"ts: expected Unix seconds or ISO 8601, got {type(value).__name__}"
+    )
 
 
 def _numeric(spec: FieldSpec, value: object) -> float:
@@ -90,35 +95,47 @@ def _numeric(spec: FieldSpec, value: object) -> float:
     if kind is FieldType.BOOLEAN:
         if isinstance(value, bool):
             return 1.0 if value else 0.0
-        raise Invalid(Reason.WRONG_TYPE, f"values.{spec.name}: expected a boolean")
+        raise ReadingError(Reason.WRONG_TYPE, f"values.{spec.name}: expected a boolean")
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise Invalid(Reason.WRONG_TYPE, f"values.{spec.name}: expected a number, got {_kind(value)}")
+        raise ReadingError(
+            Reason.WRONG_TYPE, f"values.{spec.name}: expected a number, got {_kind(value)}"
+        )
     if kind is FieldType.INTEGER and not (isinstance(value, int) or float(value).is_integer()):
-        raise Invalid(Reason.WRONG_TYPE, f"values.{spec.name}: expected an integer, got {value!r}")
+        raise ReadingError(
+            Reason.WRONG_TYPE, f"values.{spec.name}: expected an integer, got {value!r}"
+        )
     number = float(value)
     if not math.isfinite(number):
-        raise Invalid(Reason.WRONG_TYPE, f"values.{spec.name}: must be finite")
+        raise ReadingError(Reason.WRONG_TYPE, f"values.{spec.name}: must be finite")
     return number
 
 
 def _text(spec: FieldSpec, value: object) -> object:
     if spec.type is FieldType.STRING:
         if not isinstance(value, str):
-            raise Invalid(Reason.WRONG_TYPE, f"values.{spec.name}: expected a string, got {_kind(value)}")
+            raise ReadingError(
+                Reason.WRONG_TYPE, f"values.{spec.name}: expected a string, got {_kind(value)}"
+            )
         if len(value) > spec.max_length:
-            raise Invalid(Reason.OUT_OF_RANGE, f"values.{spec.name}: longer than {spec.max_length} characters")
+            raise ReadingError(
+                Reason.OUT_OF_RANGE, f"values.{spec.name}: longer than {spec.max_length} characters"
+            )
         if spec.choices is not None and value not in spec.choices:
-            raise Invalid(
+            raise ReadingError(
                 Reason.NOT_ALLOWED_VALUE,
                 f"values.{spec.name}: {value[:20]!r} is not one of {', '.join(spec.choices)}",
             )
         return value
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise Invalid(Reason.WRONG_TYPE, f"values.{spec.name}: expected a list of strings")
+        raise ReadingError(Reason.WRONG_TYPE, f"values.{spec.name}: expected a list of strings")
     if len(value) > spec.max_items:
-        raise Invalid(Reason.OUT_OF_RANGE, f"values.{spec.name}: more than {spec.max_items} items")
+        raise ReadingError(
+            Reason.OUT_OF_RANGE, f"values.{spec.name}: more than {spec.max_items} items"
+        )
     if any(len(v) > spec.max_length for v in value):
-        raise Invalid(Reason.OUT_OF_RANGE, f"values.{spec.name}: an item is longer than {spec.max_length}")
+        raise ReadingError(
+            Reason.OUT_OF_RANGE, f"values.{spec.name}: an item is longer than {spec.max_length}"
+        )
     return value
 
 
@@ -126,7 +143,9 @@ _NUMBER_TYPES = frozenset({int, float})
 _BOOLEAN_TYPES = frozenset({bool})
 
 
-def _numeric_column(spec: FieldSpec, column: list[Any], problems: dict[int, Invalid]) -> np.ndarray:
+def _numeric_column(
+    spec: FieldSpec, column: list[Any], problems: dict[int, ReadingError]
+) -> np.ndarray:
     """One numeric field of every reading as floats (NaN where absent or refused).
 
     Refused rows are recorded in ``problems`` (the first problem of a row wins).
@@ -147,14 +166,18 @@ def _numeric_column(spec: FieldSpec, column: list[Any], problems: dict[int, Inva
         for i, v in enumerate(column):
             if v is None:
                 if spec.required:
-                    problems.setdefault(i, Invalid(Reason.MISSING_FIELD, f"values.{spec.name}: missing"))
+                    problems.setdefault(
+                        i, ReadingError(Reason.MISSING_FIELD, f"values.{spec.name}: missing")
+                    )
                 out[i] = math.nan
                 continue
             try:
                 out[i] = _numeric(spec, v)
-            except (Invalid, OverflowError) as exc:
-                problem = exc if isinstance(exc, Invalid) else Invalid(
-                    Reason.OUT_OF_RANGE, f"values.{spec.name}: number too large"
+            except (ReadingError, OverflowError) as exc:
+                problem = (
+                    exc
+                    if isinstance(exc, ReadingError)
+                    else ReadingError(Reason.OUT_OF_RANGE, f"values.{spec.name}: number too large")
                 )
                 problems.setdefault(i, problem)
                 out[i] = math.nan
@@ -163,8 +186,32 @@ def _numeric_column(spec: FieldSpec, column: list[Any], problems: dict[int, Inva
             fractional = np.flatnonzero(np.isfinite(out) & (out != np.floor(out)))
         for i in fractional.tolist():
             problems.setdefault(
-                i, Invalid(Reason.WRONG_TYPE, f"values.{spec.name}: expected an integer, got {column[i]!r}")
+                i,
+                ReadingError(
+                    Reason.WRONG_TYPE, f"values.{spec.name}: expected an integer, got {column[i]!r}"
+                ),
             )
+    return out
+
+
+def _text_column(
+    spec: FieldSpec, column: list[Any], problems: dict[int, ReadingError]
+) -> list[Any]:
+    """One text field of every reading, checked (None where absent or refused)."""
+    out: list[Any] = []
+    for i, v in enumerate(column):
+        if v is None:
+            if spec.required:
+                problems.setdefault(
+                    i, ReadingError(Reason.MISSING_FIELD, f"values.{spec.name}: missing")
+                )
+            out.append(None)
+            continue
+        try:
+            out.append(_text(spec, v))
+        except ReadingError as exc:
+            problems.setdefault(i, exc)
+            out.append(None)
     return out
 
 
@@ -180,70 +227,75 @@ class Decoder:
         self._schemas = {s.name: _schema(s) for s in catalog.streams}
 
     def parse_body(self, body: bytes) -> list[Any]:
-        """The readings in ``body``; :class:`Invalid` if it is not usable JSON."""
+        """The readings in ``body``; :class:`ReadingError` if it is not usable JSON."""
         limits = self.catalog.limits
         if len(body) > limits.max_payload_bytes:
-            raise Invalid(
+            raise ReadingError(
                 Reason.OVERSIZED,
                 f"body is {len(body)} bytes; the limit is {limits.max_payload_bytes}",
             )
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise Invalid(Reason.MALFORMED_JSON, f"body is not valid JSON: {exc}") from None
+            raise ReadingError(Reason.MALFORMED_JSON, f"body is not valid JSON: {exc}") from None
         items = doc if isinstance(doc, list) else [doc]
         if len(items) > limits.max_batch:
-            raise Invalid(
-                Reason.BATCH_TOO_LARGE, f"batch has {len(items)} readings; the limit is {limits.max_batch}"
+            raise ReadingError(
+                Reason.BATCH_TOO_LARGE,
+                f"batch has {len(items)} readings; the limit is {limits.max_batch}",
             )
         return items
 
     def _envelope(
         self, device: Device, schema: _StreamSchema, item: object
     ) -> tuple[int, float, dict[str, Any]]:
-        """Check one reading's envelope and field names; raise :class:`Invalid` on the first problem."""
+        """Check a reading's envelope and field names; raise at the first fault."""
         if not isinstance(item, dict):
-            raise Invalid(Reason.NOT_AN_OBJECT, f"reading must be a JSON object, got {_kind(item)}")
+            raise ReadingError(
+                Reason.NOT_AN_OBJECT, f"reading must be a JSON object, got {_kind(item)}"
+            )
         extra = item.keys() - _ENVELOPE_KEYS
         if extra:
-            raise Invalid(Reason.UNKNOWN_FIELD, f"unknown key(s): {', '.join(sorted(extra))}")
+            raise ReadingError(Reason.UNKNOWN_FIELD, f"unknown key(s): {', '.join(sorted(extra))}")
         claimed = item.get("device")
         if claimed is not None and claimed != device.id:
-            raise Invalid(
+            raise ReadingError(
                 Reason.DEVICE_MISMATCH,
                 f"reading claims device {str(claimed)[:64]!r} but was sent by {device.id!r}",
             )
         stream = item.get("stream")
         if stream is not None and stream != device.stream:
             reason = (
-                Reason.STREAM_MISMATCH if self.catalog.has_stream(str(stream)) else Reason.UNKNOWN_STREAM
+                Reason.STREAM_MISMATCH
+                if self.catalog.has_stream(str(stream))
+                else Reason.UNKNOWN_STREAM
             )
-            raise Invalid(
+            raise ReadingError(
                 reason, f"stream {str(stream)[:64]!r} is not the device's stream {device.stream!r}"
             )
         seq = item.get("seq")
         if seq is None:
-            raise Invalid(Reason.MISSING_FIELD, "seq: missing")
+            raise ReadingError(Reason.MISSING_FIELD, "seq: missing")
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise Invalid(Reason.WRONG_TYPE, "seq: expected a non-negative integer")
+            raise ReadingError(Reason.WRONG_TYPE, "seq: expected a non-negative integer")
         if "ts" not in item:
-            raise Invalid(Reason.MISSING_FIELD, "ts: missing")
+            raise ReadingError(Reason.MISSING_FIELD, "ts: missing")
         ts = parse_timestamp(item["ts"])
         values = item.get("values")
         if not isinstance(values, dict):
-            raise Invalid(
+            raise ReadingError(
                 Reason.MISSING_FIELD if values is None else Reason.WRONG_TYPE,
                 "values: expected an object of field values",
             )
         unknown = values.keys() - schema.known
         if unknown:
-            raise Invalid(
+            raise ReadingError(
                 Reason.UNKNOWN_FIELD,
                 f"values: {', '.join(sorted(unknown))} not declared for {device.stream}",
             )
         for spec in schema.stream.fields:
             if spec.required and values.get(spec.name) is None:
-                raise Invalid(Reason.MISSING_FIELD, f"values.{spec.name}: missing")
+                raise ReadingError(Reason.MISSING_FIELD, f"values.{spec.name}: missing")
         return seq, ts, values
 
     def decode(
@@ -254,25 +306,72 @@ class Decoder:
         transport: Transport,
         received_at: float,
     ) -> IngestResult:
-        """Validate ``items`` sent by ``device``; valid ones become one batch, the rest rejections."""
+        """Validate ``items`` sent by ``device``: valid ones become one batch, the rest refusals."""
         result = IngestResult()
+
+        def refuse(index: int, exc: ReadingError) -> None:
+            result.rejections.append(
+                _rejection(exc, device, transport, received_at, index, items[index])
+            )
+
         schema = self._schemas.get(device.stream)
         if schema is None:  # the device's stream was removed from the catalog
-            for index, _ in enumerate(items):
-                result.rejections.append(
-                    Rejection(
-                        reason=Reason.UNKNOWN_STREAM,
-                        detail=f"stream {device.stream!r} is not in the catalog",
-                        transport=transport,
-                        received_at=received_at,
-                        device_id=device.id,
-                        stream=device.stream,
-                        index=index,
-                    )
-                )
+            gone = ReadingError(
+                Reason.UNKNOWN_STREAM, f"stream {device.stream!r} is not in the catalog"
+            )
+            for index in range(len(items)):
+                refuse(index, gone)
             return result
-        numeric = schema.numeric
-        text = schema.text
+        kept, seqs, stamps, readings = self._envelopes(device, schema, items, refuse)
+        if not kept:
+            return result
+        problems: dict[int, ReadingError] = {}
+        matrix = np.empty((len(kept), len(schema.numeric)), dtype=np.float64)
+        for j, spec in enumerate(schema.numeric):
+            matrix[:, j] = _numeric_column(spec, [v.get(spec.name) for v in readings], problems)
+        texts = {
+            spec.name: _text_column(spec, [v.get(spec.name) for v in readings], problems)
+            for spec in schema.text
+        }
+        ts = np.array(stamps, dtype=np.float64)
+        violations = _range_and_time_violations(schema, matrix, ts, received_at, self.catalog)
+        for i, problem in enumerate(violations or ()):
+            if problem is not None:
+                problems.setdefault(i, ReadingError(*problem))
+        if problems:
+            for i in sorted(problems):
+                refuse(kept[i], problems[i])
+            good = [i for i in range(len(kept)) if i not in problems]
+            if not good:
+                return result
+            matrix, ts = matrix[good], ts[good]
+            seqs = [seqs[i] for i in good]
+            texts = {k: [v[i] for i in good] for k, v in texts.items()}
+        n = len(seqs)
+        result.batches.append(
+            ReadingBatch(
+                stream=device.stream,
+                fields=tuple(f.name for f in schema.numeric),
+                device_ids=(device.id,) * n,
+                seq=np.array(seqs, dtype=np.int64),
+                ts=ts,
+                received_at=np.full(n, received_at),
+                values=matrix,
+                text=texts,
+                cells=("",) * n,
+                transport=transport,
+            )
+        )
+        return result
+
+    def _envelopes(
+        self,
+        device: Device,
+        schema: _StreamSchema,
+        items: list[Any],
+        refuse: Callable[[int, ReadingError], None],
+    ) -> tuple[list[int], list[int], list[float], list[dict[str, Any]]]:
+        """Indexes, sequence numbers, times and values of the readings whose envelope is sound."""
         kept: list[int] = []
         seqs: list[int] = []
         stamps: list[float] = []
@@ -301,85 +400,14 @@ class Decoder:
                     continue
             try:
                 seq, ts, values = self._envelope(device, schema, item)
-            except Invalid as exc:
-                result.rejections.append(_rejection(exc, device, transport, received_at, index, item))
+            except ReadingError as exc:
+                refuse(index, exc)
                 continue
             kept.append(index)
             seqs.append(seq)
             stamps.append(ts)
             readings.append(values)
-        if not kept:
-            return result
-        problems: dict[int, Invalid] = {}
-        matrix = np.empty((len(kept), len(numeric)), dtype=np.float64)
-        for j, spec in enumerate(numeric):
-            matrix[:, j] = _numeric_column(spec, [v.get(spec.name) for v in readings], problems)
-        texts: dict[str, list[Any]] = {}
-        for spec in text:
-            column: list[Any] = []
-            for i, values in enumerate(readings):
-                v = values.get(spec.name)
-                if v is None:
-                    if spec.required:
-                        problems.setdefault(i, Invalid(Reason.MISSING_FIELD, f"values.{spec.name}: missing"))
-                    column.append(None)
-                    continue
-                try:
-                    column.append(_text(spec, v))
-                except Invalid as exc:
-                    problems.setdefault(i, exc)
-                    column.append(None)
-            texts[spec.name] = column
-        if problems:
-            for i in sorted(problems):
-                index = kept[i]
-                result.rejections.append(
-                    _rejection(problems[i], device, transport, received_at, index, items[index])
-                )
-            good = [i for i in range(len(kept)) if i not in problems]
-            if not good:
-                return result
-            matrix = matrix[good]
-            kept = [kept[i] for i in good]
-            seqs = [seqs[i] for i in good]
-            stamps = [stamps[i] for i in good]
-            texts = {k: [v[i] for i in good] for k, v in texts.items()}
-        ts_arr = np.array(stamps, dtype=np.float64)
-        bad = _range_and_time_violations(schema, matrix, ts_arr, received_at, self.catalog)
-        if bad is not None:
-            ok_rows = []
-            for local, problem in enumerate(bad):
-                if problem is None:
-                    ok_rows.append(local)
-                    continue
-                reason, detail = problem
-                index = kept[local]
-                result.rejections.append(
-                    _rejection(Invalid(reason, detail), device, transport, received_at, index, items[index])
-                )
-            if not ok_rows:
-                return result
-            sel = np.array(ok_rows, dtype=np.intp)
-            matrix = matrix[sel]
-            ts_arr = ts_arr[sel]
-            seqs = [seqs[i] for i in ok_rows]
-            texts = {k: [v[i] for i in ok_rows] for k, v in texts.items()}
-        n = len(seqs)
-        result.batches.append(
-            ReadingBatch(
-                stream=device.stream,
-                fields=tuple(f.name for f in numeric),
-                device_ids=(device.id,) * n,
-                seq=np.array(seqs, dtype=np.int64),
-                ts=ts_arr,
-                received_at=np.full(n, received_at),
-                values=matrix,
-                text=texts,
-                cells=("",) * n,
-                transport=transport,
-            )
-        )
-        return result
+        return kept, seqs, stamps, readings
 
 
 def _range_and_time_violations(
@@ -425,7 +453,7 @@ def _range_and_time_violations(
 
 
 def _rejection(
-    exc: Invalid,
+    exc: ReadingError,
     device: Device,
     transport: Transport,
     received_at: float,

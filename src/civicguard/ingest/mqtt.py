@@ -28,13 +28,14 @@ from typing import Any, Literal
 
 import orjson
 
-from civicguard.ingest.decode import Invalid
+from civicguard.ingest.decode import ReadingError
 from civicguard.ingest.model import Reason, Transport
 from civicguard.ingest.mqtt_receiver import READINGS, SIGNED, Login, Receiver, receive_in_child
 from civicguard.ingest.registry import AuthError, DeviceRegistry
 from civicguard.ingest.service import IngestService
 
 log = logging.getLogger(__name__)
+
 
 class MqttIngest:
     """A broker subscriber that feeds every device message into :class:`IngestService`.
@@ -44,7 +45,7 @@ class MqttIngest:
     pipeline use two cores instead of sharing one interpreter lock.
     """
 
-    def __init__(  # noqa: PLR0917 - broker address and login read naturally in order
+    def __init__(
         self,
         platform_ingest: IngestService,
         registry: DeviceRegistry,
@@ -317,7 +318,7 @@ class MqttIngest:
         for body in bodies:
             try:
                 items.extend(parse(body))
-            except Invalid:
+            except ReadingError:
                 # ingest records the refusal with its reason (malformed JSON, oversized...).
                 self.ingest.submit(device, body, Transport.MQTT)
         if items:

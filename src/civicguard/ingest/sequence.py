@@ -8,6 +8,7 @@ content, is a replay and is refused (and raises an alert downstream).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from enum import IntEnum
 
@@ -64,7 +65,9 @@ class SequenceGuard:
             return Verdict.NEW
         return Verdict.DUPLICATE if seen == fingerprint else Verdict.REPLAY
 
-    def check_run(self, device_id: str, seqs: list[int], fingerprint: Callable[[int], int]) -> list[Verdict] | None:
+    def check_run(
+        self, device_id: str, seqs: list[int], fingerprint: Callable[[int], int]
+    ) -> list[Verdict] | None:
         """All-new verdicts for a run of strictly increasing numbers above the device's highest.
 
         The common case of a buffered upload, settled without a per-reading look-up; returns
@@ -75,7 +78,7 @@ class SequenceGuard:
         high = self._high.get(device_id)
         if high is None or n < 2 or seqs[0] <= high:
             return None
-        if any(b <= a for a, b in zip(seqs, seqs[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(seqs)):
             return None
         recent = self._recent[device_id]
         top = seqs[-1]

@@ -15,7 +15,7 @@ import orjson
 
 from civicguard.bus.port import Event, EventLog
 from civicguard.clock import Clock
-from civicguard.ingest.decode import Decoder, Invalid
+from civicguard.ingest.decode import Decoder, ReadingError
 from civicguard.ingest.model import (
     Device,
     IngestResult,
@@ -54,7 +54,7 @@ class IngestService:
         now = self.clock.now()
         try:
             items = self.decoder.parse_body(body)
-        except Invalid as exc:
+        except ReadingError as exc:
             rejection = Rejection(
                 reason=exc.reason,
                 detail=exc.detail,
@@ -130,7 +130,10 @@ class IngestService:
         if devices and devices[0] == devices[-1] and devices.count(devices[0]) == len(devices):
             verdicts = self.guard.check_run(devices[0], seqs, fingerprint)
         if verdicts is None:
-            verdicts = [check(d, seq, fingerprint(i)) for i, (d, seq) in enumerate(zip(devices, seqs, strict=True))]
+            verdicts = [
+                check(d, seq, fingerprint(i))
+                for i, (d, seq) in enumerate(zip(devices, seqs, strict=True))
+            ]
         for i, (device_id, seq, verdict) in enumerate(zip(devices, seqs, verdicts, strict=True)):
             if verdict is Verdict.NEW:
                 keep.append(i)
@@ -158,7 +161,9 @@ class IngestService:
 
     def _publish(self, result: IngestResult, *, authenticated: bool) -> None:
         events: list[Event] = list(result.batches)
-        events.extend(self.gateway.redact(r, authenticated=authenticated) for r in result.rejections)
+        events.extend(
+            self.gateway.redact(r, authenticated=authenticated) for r in result.rejections
+        )
         self.log.publish(events)
         for rejection in result.rejections:
             METRICS.rejected.labels(reason=rejection.reason.value).inc()

@@ -78,7 +78,8 @@ class PrivacyGateway:
         for stream in catalog.streams:
             numeric = stream.numeric_fields
             keep = np.array(
-                [i for i, f in enumerate(numeric) if f.treatment is not Treatment.DROP], dtype=np.intp
+                [i for i, f in enumerate(numeric) if f.treatment is not Treatment.DROP],
+                dtype=np.intp,
             )
             self._plans[stream.name] = (keep, tuple(numeric[i].name for i in keep))
 
@@ -118,7 +119,9 @@ class PrivacyGateway:
             transport=batch.transport,
         )
 
-    def _pseudonymise_column(self, kind: str | None, column: list[Any], ts: np.ndarray) -> list[Any]:
+    def _pseudonymise_column(
+        self, kind: str | None, column: list[Any], ts: np.ndarray
+    ) -> list[Any]:
         out: list[Any] = []
         pseudonym = self.pseudonymiser.pseudonym
         for value, when in zip(column, ts.tolist(), strict=True):
@@ -166,7 +169,9 @@ class PrivacyGateway:
         )
 
     def _redact_identifiers(self, payload: bytes, identifiers: list[Any], when: float) -> bytes:
-        withheld = orjson.dumps({"withheld": "unparseable payload of a personal stream", "bytes": len(payload)})
+        withheld = orjson.dumps(
+            {"withheld": "unparseable payload of a personal stream", "bytes": len(payload)}
+        )
         try:
             item = orjson.loads(payload)
         except orjson.JSONDecodeError:

@@ -104,10 +104,10 @@ class FileKeyStore:
 
     @classmethod
     def in_dir(cls, data_dir: Path) -> FileKeyStore:
-        """The key store of a data directory (``keys/keys.json``, master key ``keys/master.key``)."""
+        """The key store of a data directory: ``keys/keys.json`` under ``keys/master.key``."""
         keys_dir = data_dir / "keys"
         keys_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(keys_dir, 0o700)
+        keys_dir.chmod(0o700)
         return cls(keys_dir / "keys.json", load_master_key(keys_dir / "master.key"))
 
     def _save(self) -> None:

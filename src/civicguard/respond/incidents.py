@@ -110,7 +110,9 @@ class IncidentDesk:
                 IncidentStatus.RESOLVED: (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED),
             }[to]
             if incident.status not in allowed:
-                raise TransitionError(f"incident is {incident.status.value}; cannot become {to.value}")
+                raise TransitionError(
+                    f"incident is {incident.status.value}; cannot become {to.value}"
+                )
             now = self._clock.now()
             changes: dict[str, object] = {"status": to, "updated_at": now}
             if to is IncidentStatus.ACKNOWLEDGED:

@@ -118,7 +118,8 @@ def _start_web(platform: Platform, settings: Settings, console: Console) -> Any:
     server.start()
     console.print(f"command centre: http://{settings.host}:{server.port}/")
     console.print(
-        "sign in as " + ", ".join(f"{name} / {pw}" for name, pw in staff.items())
+        "sign in as "
+        + ", ".join(f"{name} / {pw}" for name, pw in staff.items())
         + f" (also in {Path(settings.data_dir) / STAFF_FILE})"
     )
     return server

@@ -46,9 +46,7 @@ class WebServer:
 
     def start(self, timeout: float = 10.0) -> None:
         """Start serving; returns once the server accepts connections."""
-        self._thread = threading.Thread(
-            target=self._server.run, name="civicguard-web", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.run, name="civicguard-web", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
