@@ -199,3 +199,30 @@ def alert(
         lat=place.lat,
         lon=place.lon,
     )
+
+
+def reading_alert(
+    detector: str,
+    batch: ReadingBatch,
+    row: int,
+    place: Place,
+    now: float,
+    *,
+    kind: str,
+    severity: Severity,
+    title: str,
+    evidence: dict[str, Any],
+) -> Alert:
+    """An alert raised by reading ``row`` of ``batch``: its stream, device and time."""
+    return alert(
+        detector=detector,
+        kind=kind,
+        severity=severity,
+        title=title,
+        stream=batch.stream,
+        device_id=batch.device_ids[row],
+        place=place,
+        ts=float(batch.ts[row]),
+        now=now,
+        evidence=evidence,
+    )

@@ -14,11 +14,11 @@ from civicguard.detect._support import (
     Episodes,
     FloatArray,
     Places,
-    alert,
     label,
     number,
     quantity,
     rank_in_group,
+    reading_alert,
 )
 from civicguard.detect.base import Detector, SlotIndex, grow
 from civicguard.detect.model import Alert, Severity
@@ -327,16 +327,15 @@ class StreamingAnomalyDetector(Detector):
             f"Unusually {direction} {label(spec).lower()} {quantity(value, spec)} at {place.name} "
             f"(expected about {quantity(mean, spec)}, z = {z:+.1f})"
         )
-        return alert(
-            detector=self.name,
+        return reading_alert(
+            self.name,
+            batch,
+            row,
+            place,
+            now,
             kind="anomaly",
             severity=Severity.MEDIUM,
             title=title,
-            stream=batch.stream,
-            device_id=device_id,
-            place=place,
-            ts=float(batch.ts[row]),
-            now=now,
             evidence={
                 "field": spec.name,
                 "unit": spec.unit,

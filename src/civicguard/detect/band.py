@@ -13,10 +13,10 @@ from civicguard.detect._support import (
     Episodes,
     FloatArray,
     Places,
-    alert,
     label,
     quantity,
     reading,
+    reading_alert,
 )
 from civicguard.detect.base import Detector, SlotIndex
 from civicguard.detect.model import Alert, Severity
@@ -105,16 +105,15 @@ class NormalBandDetector(Detector):
             f"{label(spec)} {quantity(value, spec)} outside normal band "
             f"{low:.2f}\u2013{high:.2f}{unit} at {place.name}"
         )
-        return alert(
-            detector=self.name,
+        return reading_alert(
+            self.name,
+            batch,
+            row,
+            place,
+            now,
             kind="outside_normal_band",
             severity=Severity.HIGH if severe else Severity.MEDIUM,
             title=title,
-            stream=batch.stream,
-            device_id=device_id,
-            place=place,
-            ts=float(batch.ts[row]),
-            now=now,
             evidence={
                 "field": spec.name,
                 "unit": spec.unit,

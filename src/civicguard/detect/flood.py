@@ -14,10 +14,10 @@ from civicguard.detect._support import (
     Episodes,
     FloatArray,
     Places,
-    alert,
     group_starts,
     rank_in_group,
     reading,
+    reading_alert,
 )
 from civicguard.detect.base import Detector, SlotIndex, grow
 from civicguard.detect.model import Alert, Severity
@@ -140,16 +140,15 @@ class FloodDetector(Detector):
             f"Message flood from {place.name}: {state.limit} readings in {span:.1f} s "
             f"({rate:.0f}/s, expected {expected:g}/s)"
         )
-        return alert(
-            detector=self.name,
+        return reading_alert(
+            self.name,
+            batch,
+            row,
+            place,
+            now,
             kind="message_flood",
             severity=Severity.HIGH,
             title=title,
-            stream=batch.stream,
-            device_id=device_id,
-            place=place,
-            ts=float(batch.ts[row]),
-            now=now,
             evidence={
                 "count": state.limit,
                 "window_s": state.window_s,

@@ -13,11 +13,11 @@ from civicguard.detect._support import (
     Episodes,
     FloatArray,
     Places,
-    alert,
     group_ends,
     group_starts,
     label,
     reading,
+    reading_alert,
 )
 from civicguard.detect.base import Detector, SlotIndex, grow
 from civicguard.detect.model import Alert, Severity
@@ -164,16 +164,15 @@ class RateOfChangeDetector(Detector):
             f"({rate:.2f}{unit}/s, plausible at most {spec.max_rate:g}{unit}/s) at {place.name}"
         )
         severe = rate > self._severe_factor * spec.max_rate
-        return alert(
-            detector=self.name,
+        return reading_alert(
+            self.name,
+            batch,
+            row,
+            place,
+            now,
             kind="implausible_rate_of_change",
             severity=Severity.HIGH if severe else Severity.MEDIUM,
             title=title,
-            stream=batch.stream,
-            device_id=device_id,
-            place=place,
-            ts=float(batch.ts[row]),
-            now=now,
             evidence={
                 "field": spec.name,
                 "unit": spec.unit,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, tzinfo
 import numpy as np
 
 from civicguard.catalog.model import AlertRule, Catalog
-from civicguard.detect._support import DEFAULT_REARM_S, Episodes, Places, alert, reading
+from civicguard.detect._support import DEFAULT_REARM_S, Episodes, Places, reading, reading_alert
 from civicguard.detect.base import Detector, SlotIndex
 from civicguard.detect.model import Alert, Severity
 from civicguard.ingest.model import Device, ReadingBatch
@@ -97,16 +97,15 @@ class RuleDetector(Detector):
     def _alert(self, batch: ReadingBatch, row: int, rule: AlertRule, now: float) -> Alert:
         device_id = batch.device_ids[row]
         place = self._places.of(batch.stream, device_id, batch.cells[row])
-        return alert(
-            detector=self.name,
+        return reading_alert(
+            self.name,
+            batch,
+            row,
+            place,
+            now,
             kind=rule.name,
             severity=Severity(rule.severity),
             title=f"{rule.title} at {place.name}",
-            stream=batch.stream,
-            device_id=device_id,
-            place=place,
-            ts=float(batch.ts[row]),
-            now=now,
             evidence={
                 "rule": rule.name,
                 "when": dict(rule.when),

@@ -17,6 +17,7 @@ from civicguard.detect.univariate._context import ContextNovelty
 from civicguard.detect.univariate._cusum import ChangePoint
 from civicguard.detect.univariate._ensemble import Ensemble, EnsembleSettings, default_members
 from civicguard.detect.univariate._entropy import RelativeEntropy
+from civicguard.detect.univariate._likelihood import Likelihood
 from civicguard.detect.univariate._predictor import LinearPredictor
 from civicguard.detect.univariate._seasonal import SeasonalProfile
 from civicguard.detect.univariate._smoothed import Smoothed
@@ -28,6 +29,7 @@ __all__ = [
     "ContextNovelty",
     "Ensemble",
     "EnsembleSettings",
+    "Likelihood",
     "LinearPredictor",
     "RelativeEntropy",
     "RobustZScore",

@@ -11,6 +11,7 @@ from civicguard.detect.univariate._base import FloatArray, IndexArray, Univariat
 from civicguard.detect.univariate._context import ContextNovelty
 from civicguard.detect.univariate._cusum import ChangePoint
 from civicguard.detect.univariate._entropy import RelativeEntropy
+from civicguard.detect.univariate._likelihood import Likelihood
 from civicguard.detect.univariate._seasonal import SeasonalProfile
 from civicguard.detect.univariate._smoothed import Smoothed
 from civicguard.detect.univariate._zscore import RobustZScore
@@ -29,8 +30,15 @@ class EnsembleSettings:
     #: A calibrated surprise at least this high (a new record) is an alarm...
     alarm: float = 1.0
     #: ...after which the stream's scores are scaled by ``quiet_factor`` for this many points.
-    quiet_points: int = 100
+    quiet_points: int = 75
     quiet_factor: float = 0.0
+    #: The member whose anomaly likelihood (its surprise in sigmas of its own long history)
+    #: sharpens the combined score; by default the last one, the contextual detector.
+    likelihood_member: int = -1
+    #: Raw surprises of that member kept per stream for its likelihood...
+    likelihood_window: int = 8640
+    #: ...which multiplies the combined score by (1 + gain * z) when z sigmas above habit.
+    likelihood_gain: float = 0.05
 
 
 #: Points over which the smoothed members average their surprise.
@@ -67,9 +75,12 @@ class Ensemble(UnivariateDetector):
 
     Calibrating each member against its own largest past surprise on the same stream puts
     streams and members on one scale (1.0 = as surprising as anything seen here) without
-    labels. After an alarm the stream is quiet for a while, which is what a responder wants
-    (one alarm per event, not one per reading) and what NAB rewards: only the first
-    detection inside a window earns.
+    labels. That maximum is raised while the contextual member is unusually surprised for
+    this stream (its anomaly likelihood, as in Numenta's detector), so that a record set
+    while the stream breaks its habits outranks one set by ordinary noise. After an alarm
+    the stream is quiet for a while, which is what a responder wants (one alarm per event,
+    not one per reading) and what NAB rewards: only the first detection inside a window
+    earns.
 
     >>> ensemble = Ensemble()
     >>> rng = np.random.default_rng(1)
@@ -96,6 +107,9 @@ class Ensemble(UnivariateDetector):
         for member in self.members:
             self.part(member)
         self.settings = settings or EnsembleSettings()
+        self.likelihood = self.part(
+            Likelihood(window=self.settings.likelihood_window, warmup=self.settings.warmup)
+        )
 
     def member_surprises(self, slots: IndexArray, values: FloatArray, ts: FloatArray) -> FloatArray:
         """Every member's raw surprise (sigmas) for these points, one column per member."""
@@ -119,6 +133,8 @@ class Ensemble(UnivariateDetector):
         self.record[slots] = np.maximum(record, raw)
         self.seen[slots] = seen + 1.0
         combined = np.where(seen < settings.warmup, 0.0, calibrated.max(axis=1))
+        z = self.likelihood.zscore(slots, raw[:, settings.likelihood_member])
+        combined = combined * (1.0 + settings.likelihood_gain * np.maximum(z, 0.0))
         quiet = self.quiet[slots]
         combined = np.where(quiet > 0, combined * settings.quiet_factor, combined)
         fired = combined >= settings.alarm
