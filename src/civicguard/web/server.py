@@ -118,6 +118,7 @@ def serve_platform(settings: Settings) -> None:
                 settings.mqtt_port,
                 settings.mqtt_username,
                 settings.mqtt_password,
+                receiver="process",  # receiving takes a core of its own (see bench ingest)
             )
             mqtt.start()
         app = create_app(platform)
