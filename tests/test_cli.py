@@ -148,3 +148,36 @@ def test_serve_creates_an_admin_serves_and_stops_on_ctrl_c(tmp_path: Path) -> No
         output, _ = server.communicate(timeout=30)
     assert server.returncode == 0, output
     assert password in output
+
+
+def test_broker_auth_files_let_each_device_write_only_its_own_topic(tmp_path: Path) -> None:
+    for device in ("door-1", "door-2"):
+        run(
+            "devices",
+            "provision",
+            device,
+            "--stream",
+            "access.door",
+            "--lat",
+            "21.88",
+            "--lon",
+            "-102.29",
+            data_dir=tmp_path,
+        )
+    run("devices", "revoke", "door-2", data_dir=tmp_path)
+    out = tmp_path / "broker"
+    result = subprocess.run(
+        [CLI, "devices", "broker-auth", "--out", str(out), "--data-dir", str(tmp_path)],
+        input="platform-secret\nplatform-secret\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "password_file" in result.stdout
+    acl = (out / "acl").read_text()
+    assert "pattern write civicguard/%u/readings" in acl
+    assert "user civicguard\ntopic read civicguard/#" in acl
+    logins = [line.split(":")[0] for line in (out / "passwd").read_text().splitlines()]
+    assert sorted(logins) == ["civicguard", "door-1"]  # revoked devices get no login
+    assert "platform-secret" not in (out / "passwd").read_text()  # hashed by mosquitto_passwd

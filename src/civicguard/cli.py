@@ -171,6 +171,33 @@ def devices_revoke(
     console.print(f"device {device_id} revoked")
 
 
+@devices_app.command("broker-auth")
+def devices_broker_auth(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the password and ACL files.")],
+    platform_user: Annotated[
+        str, typer.Option(help="The platform's own broker login (reads every device topic).")
+    ] = "civicguard",
+    platform_password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, help="Password of that login.")
+    ] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Write Mosquitto's password file and ACL: each device may publish only on its own topics."""
+    from civicguard.ingest.mqtt import write_mosquitto_auth
+    from civicguard.platform import Platform
+
+    platform = Platform.build(_settings(data_dir))
+    try:
+        passwords, acl = write_mosquitto_auth(
+            platform.registry, out, platform_user, platform_password
+        )
+    finally:
+        platform.close()
+    console.print(f"password_file {passwords}")
+    console.print(f"acl_file {acl}")
+    console.print("add both lines to mosquitto.conf with allow_anonymous false, then reload it")
+
+
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="Login name.")],
