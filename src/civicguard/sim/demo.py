@@ -200,6 +200,9 @@ def _run(
         pause = due - time.time()
         if pause > 0:
             time.sleep(pause)
+        # What the pipeline has not yet handled of the previous second, just before this one.
+        pending = getattr(platform.log, "pending", None)
+        backlog = pending() if callable(pending) else "?"
         now = time.time()
         readings = city.readings(now)
         for message in player.step(now - started, now, readings):
@@ -222,10 +225,8 @@ def _run(
         tick += 1
         if tick % 10 == 0:
             lag = time.time() - due
-            pending = getattr(platform.log, "pending", None)
-            backlog = pending() if callable(pending) else "?"
             console.print(
-                f"t={tick:>5d} s  tick sent {lag:.2f} s after due  pipeline backlog {backlog} "
+                f"t={tick:>5d} s  tick sent {lag:.2f} s after due  backlog before it {backlog} "
                 f"events  refusals {refused or '-'}"
             )
 
