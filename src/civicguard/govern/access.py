@@ -77,6 +77,7 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/docs/oauth2-redirect"),
         ("GET", "/openapi.json"),
         ("GET", "/static"),  # our own page's JS and CSS
+        ("GET", "/docs-assets"),  # Swagger UI's files, shipped in the fastapi-offline package
     }
 )
 

@@ -6,6 +6,7 @@ import threading
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from civicguard.platform import Platform
 from civicguard.web.deps import API_PREFIX, authorise  # noqa: F401 - re-exported
@@ -48,15 +49,22 @@ ROUTERS = (
 )
 
 
+#: Where the docs page's Swagger UI assets are served from.
+DOCS_ASSETS = "/docs-assets"
+
+
 def create_app(platform: Platform, *, heartbeat_s: float = HEARTBEAT_S) -> FastAPI:
     """The FastAPI app serving ``platform``; every route passes the access table (deny default)."""
-    app = FastAPI(
+    # FastAPI's own /docs page loads Swagger UI from a CDN; fastapi-offline serves the same
+    # page with the assets shipped in its package, so the docs work on a closed network.
+    app = FastAPIOffline(
         title="civicguard",
         version="1",
         description="Privacy-by-design security operations for a city.",
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        static_url=DOCS_ASSETS,
         dependencies=[Depends(authorise)],
     )
     app.state.platform = platform
