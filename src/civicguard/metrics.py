@@ -23,6 +23,9 @@ class Metrics:
         self.alerts = Counter(
             "civicguard_alerts", "Alerts raised", ["detector", "severity"], registry=r
         )
+        self.detector_failures = Counter(
+            "civicguard_detector_failures", "Detector steps that raised", ["detector"], registry=r
+        )
         self.open_incidents = Gauge("civicguard_incidents_open", "Unresolved incidents", registry=r)
         self.alert_latency = Histogram(
             "civicguard_reading_to_alert_seconds",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from civicguard.bus.port import Event, EventLog
 from civicguard.clock import Clock
@@ -16,6 +18,8 @@ from civicguard.respond.feed import LiveFeed
 from civicguard.respond.incidents import IncidentDesk
 from civicguard.store.repositories import Store
 from civicguard.store.writer import BackgroundWriter
+
+log = logging.getLogger(__name__)
 
 
 def alert_event(alert: Alert) -> dict[str, object]:
@@ -37,6 +41,22 @@ def alert_event(alert: Alert) -> dict[str, object]:
         "incident_id": alert.incident_id,
         "evidence": alert.evidence,
     }
+
+
+def _run(
+    detector: Detector, step: str, call: Callable[..., list[Alert]], *args: Any
+) -> list[Alert]:
+    """One detector step; a failing detector is logged and counted, and the others carry on.
+
+    Storage happens before detection, so a detector bug can cost alerts from that detector,
+    never readings.
+    """
+    try:
+        return call(*args)
+    except Exception:
+        log.exception("detector %s failed in %s; the pipeline carries on", detector.name, step)
+        METRICS.detector_failures.labels(detector=detector.name).inc()
+        return []
 
 
 class Processor:
@@ -86,7 +106,7 @@ class Processor:
             for batch in batches:
                 found: list[Alert] = []
                 for detector in self.detectors:
-                    found.extend(detector.process(batch, now))
+                    found.extend(_run(detector, "process", detector.process, batch, now))
                 if found:
                     arrived = float(batch.received_at.min())
                     done = time.time()
@@ -96,7 +116,9 @@ class Processor:
                     raised.extend(found)
             for rejection in rejections:
                 for detector in self.detectors:
-                    raised.extend(detector.on_rejection(rejection, now))
+                    raised.extend(
+                        _run(detector, "on_rejection", detector.on_rejection, rejection, now)
+                    )
             return self._file(raised)
 
     def tick(self) -> list[Alert]:
@@ -105,7 +127,7 @@ class Processor:
             now = self.clock.now()
             raised: list[Alert] = []
             for detector in self.detectors:
-                raised.extend(detector.tick(now))
+                raised.extend(_run(detector, "tick", detector.tick, now))
             return self._file(raised)
 
     def _file(self, alerts: list[Alert]) -> list[Alert]:

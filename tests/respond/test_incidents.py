@@ -76,3 +76,33 @@ def test_life_cycle_records_who_and_when(platform, clock) -> None:
 def test_unknown_incident(platform) -> None:
     with pytest.raises(KeyError):
         platform.desk.acknowledge("nope", "olga")
+
+
+def test_a_failing_detector_costs_its_own_alerts_only(platform, provision, caplog) -> None:
+    import orjson
+
+    from civicguard.detect.base import Detector
+    from civicguard.ingest.model import Transport
+
+    class Broken(Detector):
+        name = "broken"
+
+        def process(self, batch, now):
+            raise IndexError("a bug")
+
+        def tick(self, now):
+            raise IndexError("another bug")
+
+    platform.processor.detectors.insert(0, Broken())
+    door, _ = provision("access.door")
+    reading = {
+        "seq": 1,
+        "ts": platform.clock.now(),
+        "values": {"open": True, "access_granted": False},
+    }
+    platform.ingest.submit(door, orjson.dumps(reading), Transport.HTTP)
+    platform.processor.run_once(timeout=0)
+    platform.processor.tick()
+    assert platform.store.readings.count() == 1
+    assert [a.kind for a in platform.store.alerts.query()] == ["door_forced"]
+    assert "detector broken failed in process" in caplog.text
