@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -33,4 +36,9 @@ class LiveFeed:
         with self._lock:
             listeners = list(self._listeners)
         for listener in listeners:
-            listener(event)
+            try:
+                listener(event)
+            except Exception:
+                # One broken watcher (a closed browser tab) must not stop the others, or the
+                # pipeline that publishes.
+                log.exception("a live-feed listener failed")
