@@ -21,6 +21,9 @@ from civicguard.store.writer import BackgroundWriter
 
 log = logging.getLogger(__name__)
 
+#: Seconds the consumer loop waits after a failed step before trying again.
+RETRY_AFTER_S = 0.5
+
 
 def alert_event(alert: Alert) -> dict[str, object]:
     """An alert as the live feed and the API show it."""
@@ -153,7 +156,13 @@ class Processor:
         """Consume until ``stop`` is set, ticking detectors every ``tick_every`` seconds."""
         next_tick = time.monotonic() + tick_every
         while not stop.is_set():
-            self.run_once(timeout=min(0.2, tick_every))
-            if time.monotonic() >= next_tick:
-                self.tick()
-                next_tick = time.monotonic() + tick_every
+            try:
+                self.run_once(timeout=min(0.2, tick_every))
+                if time.monotonic() >= next_tick:
+                    self.tick()
+                    next_tick = time.monotonic() + tick_every
+            except Exception:
+                # A database or event log that is briefly away must not end the pipeline;
+                # what was not committed is delivered again by a durable log.
+                log.exception("pipeline step failed; retrying")
+                stop.wait(RETRY_AFTER_S)
