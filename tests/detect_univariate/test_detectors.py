@@ -20,6 +20,7 @@ from civicguard.detect.univariate import (
     SeasonalProfile,
     Smoothed,
     UnivariateDetector,
+    WindowNeighbours,
 )
 
 
@@ -31,6 +32,11 @@ def smoothed_context() -> UnivariateDetector:
     return Smoothed(ContextNovelty(), points=20, scale=10.0)
 
 
+def slow_window_neighbours() -> UnivariateDetector:
+    # Slow shapes, and a small memory and warm-up so that short examples reach the ranks.
+    return WindowNeighbours(length=6, step=4, memory=100, warmup=20, calibration=200)
+
+
 FACTORIES: list[Callable[[], UnivariateDetector]] = [
     RobustZScore,
     SeasonalProfile,
@@ -40,6 +46,7 @@ FACTORIES: list[Callable[[], UnivariateDetector]] = [
     ContextNovelty,
     smoothed_zscore,
     smoothed_context,
+    slow_window_neighbours,
     Ensemble,
 ]
 IDS = [f.__name__ for f in FACTORIES]

@@ -18,6 +18,7 @@ from civicguard.detect.univariate._cusum import ChangePoint
 from civicguard.detect.univariate._ensemble import Ensemble, EnsembleSettings, default_members
 from civicguard.detect.univariate._entropy import RelativeEntropy
 from civicguard.detect.univariate._likelihood import Likelihood
+from civicguard.detect.univariate._neighbours import WindowNeighbours
 from civicguard.detect.univariate._predictor import LinearPredictor
 from civicguard.detect.univariate._seasonal import SeasonalProfile
 from civicguard.detect.univariate._smoothed import Smoothed
@@ -37,6 +38,7 @@ __all__ = [
     "SlotState",
     "Smoothed",
     "UnivariateDetector",
+    "WindowNeighbours",
     "default_members",
     "surprise_score",
 ]
