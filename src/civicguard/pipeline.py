@@ -26,24 +26,8 @@ RETRY_AFTER_S = 0.5
 
 
 def alert_event(alert: Alert) -> dict[str, object]:
-    """An alert as the live feed and the API show it."""
-    return {
-        "type": "alert",
-        "id": alert.id,
-        "created_at": alert.created_at,
-        "ts": alert.ts,
-        "detector": alert.detector,
-        "kind": alert.kind,
-        "severity": alert.severity.value,
-        "title": alert.title,
-        "stream": alert.stream,
-        "device_id": alert.device_id,
-        "cell": alert.cell,
-        "lat": alert.lat,
-        "lon": alert.lon,
-        "incident_id": alert.incident_id,
-        "evidence": alert.evidence,
-    }
+    """An alert as the live feed carries it."""
+    return {"type": "alert", **alert.as_dict()}
 
 
 def _run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -41,3 +42,9 @@ class Alert:
     lat: float | None = None
     lon: float | None = None
     incident_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The alert as plain JSON-ready data, as the API and the live feed show it."""
+        out = dataclasses.asdict(self)
+        out["severity"] = self.severity.value
+        return out

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from civicguard.detect.model import Alert
 from civicguard.web.deps import API_PREFIX, PlatformDep
 from civicguard.web.errors import ApiError
 from civicguard.web.routers.readings import parse_instant
 from civicguard.web.schemas import AlertPublic
 
 router = APIRouter(prefix=f"{API_PREFIX}/alerts", tags=["alerts"])
-
-
-def alert_dict(alert: Alert) -> dict[str, Any]:
-    """An alert as the API returns it."""
-    out = dataclasses.asdict(alert)
-    out["severity"] = alert.severity.value
-    return out
 
 
 @router.get("", response_model=list[AlertPublic])
@@ -41,7 +32,7 @@ def list_alerts(
         incident_id=incident,
         limit=limit,
     )
-    return [alert_dict(a) for a in alerts]
+    return [a.as_dict() for a in alerts]
 
 
 @router.get("/{alert_id}", response_model=AlertPublic)
@@ -50,4 +41,4 @@ def get_alert(alert_id: str, platform: PlatformDep) -> dict[str, Any]:
     alert = platform.store.alerts.get(alert_id)
     if alert is None:
         raise ApiError(404, "not_found", f"no alert {alert_id!r}")
-    return alert_dict(alert)
+    return alert.as_dict()

@@ -11,7 +11,6 @@ from civicguard.respond.incidents import TransitionError
 from civicguard.respond.model import Incident, IncidentStatus
 from civicguard.web.deps import API_PREFIX, PlatformDep, StaffDep
 from civicguard.web.errors import ApiError
-from civicguard.web.routers.alerts import alert_dict
 from civicguard.web.schemas import IncidentAction, IncidentDetail, IncidentPublic
 
 router = APIRouter(prefix=f"{API_PREFIX}/incidents", tags=["incidents"])
@@ -42,7 +41,7 @@ def get_incident(incident_id: str, platform: PlatformDep) -> dict[str, Any]:
     if incident is None:
         raise ApiError(404, "not_found", f"no incident {incident_id!r}")
     alerts = platform.store.alerts.query(incident_id=incident_id, limit=1000)
-    return {**incident_dict(incident), "alerts": [alert_dict(a) for a in alerts]}
+    return {**incident_dict(incident), "alerts": [a.as_dict() for a in alerts]}
 
 
 def _transition(
