@@ -49,7 +49,6 @@ def provision(platform: Platform):
             district="Centro",
         )
         secret = platform.registry.provision(device, platform.clock.now())
-        platform.refresh_devices()
         return device, secret
 
     return make

@@ -57,7 +57,6 @@ class Processor:
         desk: IncidentDesk,
         feed: LiveFeed,
         clock: Clock,
-        districts: dict[str, str] | None = None,
         *,
         store_readings: bool = True,
     ) -> None:
@@ -67,7 +66,6 @@ class Processor:
         self.desk = desk
         self.feed = feed
         self.clock = clock
-        self.districts = districts or {}
         self.store_readings = store_readings
         #: Seconds from a reading's arrival to its alert, for every alert raised (bench reads it).
         self.latencies: list[float] = []
@@ -120,7 +118,7 @@ class Processor:
     def _file(self, alerts: list[Alert]) -> list[Alert]:
         if not alerts:
             return []
-        filed = self.desk.file(alerts, self.districts)
+        filed = self.desk.file(alerts)
         for alert in filed:
             METRICS.alerts.labels(detector=alert.detector, severity=alert.severity.value).inc()
             self.feed.publish(alert_event(alert))

@@ -90,11 +90,15 @@ class Platform:
         stored_high = store.readings.max_seq()
         guard = SequenceGuard(window=settings.replay_window, resume=stored_high.get)
         ingest = IngestService(Decoder(catalog), gateway, guard, log, clock)
-        desk = IncidentDesk(store.incidents, store.alerts, clock)
+        desk = IncidentDesk(
+            store.incidents,
+            store.alerts,
+            clock,
+            district_of=lambda device_id: getattr(registry.get(device_id), "district", ""),
+        )
         feed = LiveFeed()
-        districts = {d.id: d.district for d in registry.all()}
         detectors = default_detectors(catalog, registry.get)
-        processor = Processor(log, store, detectors, desk, feed, clock, districts)
+        processor = Processor(log, store, detectors, desk, feed, clock)
         return cls(
             settings=settings,
             catalog=catalog,
@@ -117,10 +121,6 @@ class Platform:
         )
         thread.start()
         self._threads.append(thread)
-
-    def refresh_devices(self) -> None:
-        """Make newly provisioned devices known to the pipeline's district map."""
-        self.processor.districts = {d.id: d.district for d in self.registry.all()}
 
     def close(self) -> None:
         """Stop background threads and release connections."""

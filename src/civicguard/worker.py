@@ -65,7 +65,6 @@ def _refresh_devices(platform: Platform, stop: threading.Event) -> None:
     while not stop.wait(DEVICE_REFRESH_EVERY):
         try:
             platform.registry.reload()
-            platform.refresh_devices()
         except Exception:  # a failed reload must not stop the consuming
             log.warning("could not reload the device registry", exc_info=True)
 

@@ -31,7 +31,6 @@ class Town:
         self.traffic = CityTraffic(demo_catalog(), per_stream=3, streams=streams)
         devices = [d for ds in self.traffic.devices.values() for d in ds]
         platform.registry.provision_many(devices, clock.now())
-        platform.refresh_devices()
         self.seq = {d.id: 0 for d in devices}
         self.alerts: list[dict[str, Any]] = []
         platform.feed.subscribe(self.alerts.append)

@@ -42,7 +42,6 @@ class MqttWorld:
 def provisioned(platform: Platform, clock: ManualClock) -> dict[str, str]:
     """The demo devices, provisioned; device id -> secret."""
     secrets = platform.registry.provision_many(DEVICES, clock.now())
-    platform.refresh_devices()
     return secrets
 
 

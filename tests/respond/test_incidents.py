@@ -106,3 +106,20 @@ def test_a_failing_detector_costs_its_own_alerts_only(platform, provision, caplo
     assert platform.store.readings.count() == 1
     assert [a.kind for a in platform.store.alerts.query()] == ["door_forced"]
     assert "detector broken failed in process" in caplog.text
+
+
+def test_incidents_name_the_district_of_a_device_provisioned_at_any_time(platform, provision):
+    import orjson
+
+    from civicguard.ingest.model import Transport
+
+    door, _ = provision("access.door")  # provisioned after the platform was built
+    reading = {
+        "seq": 1,
+        "ts": platform.clock.now(),
+        "values": {"open": True, "access_granted": False},
+    }
+    platform.ingest.submit(door, orjson.dumps(reading), Transport.HTTP)
+    platform.processor.run_once(timeout=0)
+    (incident,) = platform.store.incidents.query()
+    assert incident.district == door.district == "Centro"

@@ -151,7 +151,6 @@ def test_a_minute_of_scenarios_through_the_platform(
 ) -> None:
     """The whole demo, on a manual clock: every scenario detected, nothing else alerted."""
     secrets = platform.registry.provision_many(city.devices, clock.now())
-    platform.refresh_devices()
     alerts: list[dict[str, Any]] = []
     platform.feed.subscribe(alerts.append)
     player = ScenarioPlayer(city, 3, 60.0)

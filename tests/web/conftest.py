@@ -55,7 +55,6 @@ def provision(
         id=device_id, stream=stream, lat=lat, lon=lon, district=district, label=device_id
     )
     secret = platform.registry.provision(device, platform.clock.now())
-    platform.refresh_devices()
     return secret
 
 
@@ -86,7 +85,7 @@ def raise_alert(
         lat=device.lat,
         lon=device.lon,
     )
-    [filed] = platform.desk.file([alert], platform.processor.districts)
+    [filed] = platform.desk.file([alert])
     platform.feed.publish(alert_event(filed))
     return filed
 

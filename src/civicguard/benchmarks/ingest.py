@@ -105,7 +105,6 @@ def _make_bodies(
                 )
             )
     secrets = platform.registry.provision_many(devices, now)
-    platform.refresh_devices()
     plates = [f"AGS{n:04d}" for n in range(5000)]
     seq = dict.fromkeys(secrets, 0)
     # Each device reports once a second; its first buffered reading is six hours old, which

@@ -202,7 +202,6 @@ def _civicguard_phase(
         platform.registry.provision_many(
             [Device(id=d, stream="power.substation", lat=21.88, lon=-102.29) for d in bursts], now
         )
-        platform.refresh_devices()
         if not detectors:
             platform.processor.detectors = []
 

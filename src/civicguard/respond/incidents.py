@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import h3
 
@@ -40,17 +40,20 @@ class IncidentDesk:
         alerts: AlertRepository,
         clock: Clock,
         window_s: float = 600.0,
+        district_of: Callable[[str], str] = lambda _device_id: "",
     ) -> None:
         self._incidents = incidents
         self._alerts = alerts
         self._clock = clock
         self.window_s = window_s
+        #: The district of a device, named on the incidents its alerts open.
+        self.district_of = district_of
         self._lock = threading.Lock()
         self._active: dict[str, Incident] = {}
         for incident in incidents.unresolved():
             self._active[area_of(incident.cell)] = incident
 
-    def file(self, alerts: Sequence[Alert], districts: dict[str, str] | None = None) -> list[Alert]:
+    def file(self, alerts: Sequence[Alert]) -> list[Alert]:
         """Attach each alert to an incident, store both; return the alerts with incident ids."""
         filed: list[Alert] = []
         changed: dict[str, Incident] = {}
@@ -72,7 +75,7 @@ class IncidentDesk:
                         severity=alert.severity.value,
                         title=alert.title,
                         cell=area,
-                        district=(districts or {}).get(alert.device_id or "", ""),
+                        district=self.district_of(alert.device_id) if alert.device_id else "",
                         alert_count=1,
                     )
                 else:

@@ -73,7 +73,6 @@ def _provision(platform: Platform, city: SimulatedCity) -> dict[str, tuple[Devic
     missing = [d for d in city.devices if d.id not in known]
     if missing:
         platform.registry.provision_many(missing, platform.clock.now())
-        platform.refresh_devices()
     out: dict[str, tuple[Device, str]] = {}
     for device in city.devices:
         secret = platform.registry.secret(device.id)

@@ -43,7 +43,6 @@ def provision_device(body: DeviceCreate, platform: PlatformDep) -> DeviceProvisi
         secret = platform.registry.provision(device, platform.clock.now())
     except ValueError as exc:
         raise ApiError(422, "invalid_device", str(exc)) from exc
-    platform.refresh_devices()
     return DeviceProvisioned(**dataclasses.asdict(device), secret=secret)
 
 
