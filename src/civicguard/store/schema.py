@@ -132,3 +132,13 @@ users = Table(
     Column("created_at", Float, nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
 )
+
+# --- Key lifecycle and retention (issue 3; migration 0003) ---
+
+# --- Consent (issue 3; migration 0004) ---
+
+# --- Subjects: records sealed per subject, subject requests (issue 3; migration 0005) ---
+
+# --- Citizen reports (issue 3; migration 0006) ---
+
+# --- Alert marks (issue 4; migration 0007) ---
