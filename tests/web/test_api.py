@@ -234,7 +234,7 @@ def test_catalog_lists_streams_fields_treatments_and_purposes(
 ) -> None:
     doc = client.get("/api/v1/catalog", headers=bearer(tokens["auditor"])).json()
     assert doc["version"] == platform.catalog.version
-    assert set(doc["treatments"]) == {"keep", "drop", "pseudonymise"}
+    assert set(doc["treatments"]) == {"keep", "drop", "pseudonymise", "generalise", "count"}
     assert "public_safety" in {p["name"] for p in doc["purposes"]}
     anpr = next(s for s in doc["streams"] if s["name"] == "traffic.anpr")
     assert anpr["category"] == "personal"

@@ -75,6 +75,7 @@ class _FieldDoc(_Strict):
     max_length: int = Field(default=64, gt=0, le=4096)
     max_items: int = Field(default=1000, gt=0)
     identifier: str | None = None
+    bucket: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _coherent(self) -> _FieldDoc:
@@ -97,6 +98,14 @@ class _FieldDoc(_Strict):
             raise ValueError("range, normal and max_rate apply only to numeric fields")
         if self.treatment is Treatment.PSEUDONYMISE and self.type.numeric:
             raise ValueError("only string fields can be pseudonymised")
+        if self.treatment is Treatment.GENERALISE and not (
+            self.type in (FieldType.NUMBER, FieldType.INTEGER) and self.bucket
+        ):
+            raise ValueError("generalise applies to number fields and needs a bucket width")
+        if self.bucket is not None and self.treatment is not Treatment.GENERALISE:
+            raise ValueError("bucket applies only to fields whose treatment is generalise")
+        if self.treatment is Treatment.COUNT and self.type is not FieldType.STRING_LIST:
+            raise ValueError("count applies only to string_list fields")
         return self
 
 
@@ -119,10 +128,28 @@ class _StreamDoc(_Strict):
     readers: list[str] = Field(default_factory=list)
     fields: dict[str, _FieldDoc] = Field(min_length=1)
     rules: dict[str, _RuleDoc] = Field(default_factory=dict)
+    location: tuple[str, str] | None = None
+    time_bucket: Duration | None = None
+    subject: str | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> _StreamDoc:
         personal = self.category is not Category.NON_PERSONAL
+        for name in self.location or ():
+            spec = self.fields.get(name)
+            if spec is None or spec.type is not FieldType.NUMBER:
+                raise ValueError(f"location field {name!r} must be a number field of the stream")
+        if self.time_bucket is not None and self.time_bucket <= 0:
+            raise ValueError("time_bucket must be a positive duration")
+        if self.subject is not None:
+            spec = self.fields.get(self.subject)
+            if spec is None or not spec.identifier:
+                raise ValueError(
+                    f"subject field {self.subject!r} must be a field of the stream "
+                    "that declares an identifier"
+                )
+        if self.legal_basis is LegalBasis.CONSENT and self.subject is None:
+            raise ValueError("a stream whose legal basis is consent must name its subject field")
         if personal and self.legal_basis is LegalBasis.NOT_APPLICABLE:
             raise ValueError("a stream with personal data needs a legal basis")
         if any(f.identifier for f in self.fields.values()) and not personal:
@@ -146,6 +173,7 @@ class _CatalogDoc(_Strict):
     city: str
     controller: str
     pseudonym_rotation: Duration = 86_400.0
+    jurisdiction: str = ""
     ingest: _IngestDoc = Field(default_factory=_IngestDoc)
     purposes: dict[str, str] = Field(min_length=1)
     streams: dict[str, _StreamDoc] = Field(min_length=1)
@@ -182,6 +210,7 @@ def _to_catalog(doc: _CatalogDoc, source: str) -> Catalog:
                 max_length=f.max_length,
                 max_items=f.max_items,
                 identifier=f.identifier,
+                bucket=f.bucket,
             )
             for fname, f in s.fields.items()
         )
@@ -209,6 +238,9 @@ def _to_catalog(doc: _CatalogDoc, source: str) -> Catalog:
                 fields=fields,
                 rules=rules,
                 readers=tuple(s.readers),
+                location=s.location,
+                time_bucket_s=s.time_bucket,
+                subject_field=s.subject,
             )
         )
     return Catalog(
@@ -224,6 +256,7 @@ def _to_catalog(doc: _CatalogDoc, source: str) -> Catalog:
             max_age_s=doc.ingest.max_age,
         ),
         pseudonym_rotation_s=doc.pseudonym_rotation,
+        jurisdiction=doc.jurisdiction,
         source=source,
     )
 

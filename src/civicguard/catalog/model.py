@@ -47,6 +47,10 @@ class Treatment(StrEnum):
     KEEP = "keep"
     DROP = "drop"
     PSEUDONYMISE = "pseudonymise"
+    #: A number becomes the lower bound of its ``bucket``-wide range (e.g. age 37 -> 30).
+    GENERALISE = "generalise"
+    #: A list of identifiers becomes the number of distinct values in it; none leave the gateway.
+    COUNT = "count"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +75,8 @@ class FieldSpec:
     max_items: int = 1000
     #: The kind of personal identifier this field holds (``licence_plate``, ``mac_address``...).
     identifier: str | None = None
+    #: Width of the ranges a ``generalise`` field is rounded down to.
+    bucket: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +107,13 @@ class Stream:
     fields: tuple[FieldSpec, ...]
     rules: tuple[AlertRule, ...] = ()
     readers: tuple[str, ...] = ()
+    #: (latitude field, longitude field) when each reading carries its own place: the gateway
+    #: turns them into the reading's H3 cell and drops them. ``None``: the device's place.
+    location: tuple[str, str] | None = None
+    #: Timestamps leave the gateway rounded down to this many seconds; ``None``: as sent.
+    time_bucket_s: float | None = None
+    #: The field naming the person a reading is about (consent and subject rights key on it).
+    subject_field: str | None = None
 
     @property
     def numeric_fields(self) -> tuple[FieldSpec, ...]:
@@ -149,6 +162,8 @@ class Catalog:
     streams: tuple[Stream, ...]
     limits: IngestLimits = field(default_factory=IngestLimits)
     pseudonym_rotation_s: float = 86_400.0
+    #: Where the controller is established (ISO 3166 code), named on consent receipts.
+    jurisdiction: str = ""
     source: str = "<memory>"
 
     def stream(self, name: str) -> Stream:
