@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from civicguard.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 app = typer.Typer(
     no_args_is_help=True, help="civicguard: privacy-by-design city security operations."
@@ -279,6 +282,51 @@ def bench_nab(
 
     out.mkdir(parents=True, exist_ok=True)
     run_nab(out, data or _shared_data("nab"), console=console)
+
+
+backup_app = typer.Typer(
+    no_args_is_help=True, help="Back up and restore the database (keys are never in a backup)."
+)
+app.add_typer(backup_app, name="backup")
+
+
+def _engine(data_dir: Path | None) -> Engine:
+    from civicguard.store.database import make_engine, sqlite_url
+
+    settings = _settings(data_dir)
+    return make_engine(settings.database_url or sqlite_url(Path(settings.data_dir)))
+
+
+@backup_app.command("create")
+def backup_create(
+    dest: Annotated[Path, typer.Argument(help="File to write; must not exist yet.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Take a consistent backup of the database while the platform runs."""
+    from civicguard.store.backup import BackupError, create_backup
+
+    try:
+        report = create_backup(_engine(data_dir), dest)
+    except BackupError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"backup of the {report.dialect} database written to {dest} ({report.bytes} B)")
+
+
+@backup_app.command("restore")
+def backup_restore(
+    source: Annotated[Path, typer.Argument(help="A file written by `backup create`.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Replace the database by a backup. Stop the platform first."""
+    from civicguard.store.backup import BackupError, restore_backup
+
+    try:
+        restore_backup(_engine(data_dir), source)
+    except BackupError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"database restored from {source}")
 
 
 def main() -> None:
