@@ -284,6 +284,67 @@ def bench_nab(
     run_nab(out, data or _shared_data("nab"), console=console)
 
 
+def _pii_sentences() -> Path:
+    """The labelled PII set in the repository: ``tests/data/pii/sentences.jsonl``."""
+    candidates = [
+        Path.cwd() / "tests" / "data" / "pii" / "sentences.jsonl",
+        Path(__file__).resolve().parents[2] / "tests" / "data" / "pii" / "sentences.jsonl",
+    ]
+    for path in candidates:
+        if path.exists():
+            return path
+    raise typer.BadParameter(f"cannot find the labelled set at {', '.join(map(str, candidates))}")
+
+
+@bench_app.command("pii")
+def bench_pii(
+    data: Annotated[
+        Path | None, typer.Option(help="Labelled sentences (JSON lines); default: the repo's.")
+    ] = None,
+    repeat: Annotated[int, typer.Option(min=1, help="Passes over the set for the speed.")] = 5,
+) -> None:
+    """Precision, recall and F2 of the free-text scrubber per entity type, and its speed."""
+    from civicguard.benchmarks.pii import DatasetError, run_pii_benchmark
+
+    try:
+        run_pii_benchmark(data or _pii_sentences(), repeat=repeat, console=console)
+    except DatasetError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@bench_app.command("surge")
+def bench_surge(
+    seeds: Annotated[
+        str, typer.Option(help="Comma-separated simulator seeds (1-3 tuned the defaults).")
+    ] = "4,5,6",
+    hours: Annotated[float, typer.Option(min=1.0, help="Simulated hours per seed.")] = 6.0,
+) -> None:
+    """Error of the crowd surge forecast at each horizon, and its alerts' lead and false alarms."""
+    from civicguard.benchmarks.surge import run_surge_benchmark
+
+    try:
+        chosen = tuple(int(s) for s in seeds.split(",") if s.strip())
+    except ValueError as exc:
+        message = f"--seeds must be integers separated by commas, got {seeds!r}"
+        raise typer.BadParameter(message) from exc
+    run_surge_benchmark(seeds=chosen or (4,), hours=hours, console=console)
+
+
+@app.command()
+def scrub() -> None:
+    """Read text lines on stdin, write each with personal identifiers replaced by tags."""
+    import sys
+
+    from civicguard.privacy.scrub import default_scrubber
+
+    scrubber = default_scrubber()
+    for line in sys.stdin:
+        body = line.rstrip("\r\n")
+        sys.stdout.write(scrubber.scrub(body).text + line[len(body) :])
+        sys.stdout.flush()
+
+
 backup_app = typer.Typer(
     no_args_is_help=True, help="Back up and restore the database (keys are never in a backup)."
 )
@@ -327,6 +388,131 @@ def backup_restore(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"database restored from {source}")
+
+
+retention_app = typer.Typer(
+    no_args_is_help=True, help="Remove what is past its catalog retention."
+)
+app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("run")
+def retention_run(data_dir: DataDir = None) -> None:
+    """Sweep once: delete and scrub everything past retention, destroy expired keys, report."""
+    from civicguard.platform import Platform
+
+    platform = Platform.build(_settings(data_dir))
+    try:
+        report = platform.retention.run()
+    finally:
+        platform.close()
+    for line in report.lines():
+        console.print(line, highlight=False)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+consent_app = typer.Typer(no_args_is_help=True, help="Signed consent receipts.")
+app.add_typer(consent_app, name="consent")
+subject_app = typer.Typer(
+    no_args_is_help=True, help="Subject rights: export and erasure (crypto-shredding)."
+)
+app.add_typer(subject_app, name="subject")
+
+
+@consent_app.command("public-key")
+def consent_public_key(data_dir: DataDir = None) -> None:
+    """Print the PEM public key that consent receipts are signed with."""
+    from civicguard.citizens.receipts import ReceiptSigner
+    from civicguard.privacy.keys import FileKeyStore
+
+    signer = ReceiptSigner(FileKeyStore.in_dir(Path(_settings(data_dir).data_dir)))
+    typer.echo(signer.public_pem, nl=False)
+
+
+@consent_app.command("verify")
+def consent_verify(
+    file: Annotated[Path, typer.Argument(help="A receipt as JSON.")],
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="PEM key to check against (default: the platform's)."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Check a consent receipt's signature: exit 0 and "valid", or non-zero and what is wrong."""
+    from civicguard.citizens.receipts import (
+        ReceiptError,
+        load_public_key,
+        parse_receipt,
+        stored_public_key,
+        verify_receipt,
+    )
+
+    try:
+        data = file.read_bytes()
+        if public_key is not None:
+            key = load_public_key(public_key.read_bytes())
+        else:
+            key = stored_public_key(Path(_settings(data_dir).data_dir))
+    except (OSError, ReceiptError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        receipt = parse_receipt(data)
+        verify_receipt(receipt, key)
+    except ReceiptError as exc:
+        typer.echo(f"invalid: {file}: {exc}")
+        raise typer.Exit(1) from None
+    typer.echo(f"valid: consent receipt {receipt['consentReceiptID']}")
+
+
+@subject_app.command("export")
+def subject_export(
+    citizen_id: Annotated[str, typer.Argument(metavar="ID", help="The citizen id.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Print everything linked to a citizen as JSON, each item with its purpose and retention."""
+    import orjson
+
+    from civicguard.citizens import SubjectIdError
+    from civicguard.platform import Platform
+
+    platform = Platform.build(_settings(data_dir))
+    try:
+        exported = platform.citizens.rights.export(citizen_id, by="cli")
+    except SubjectIdError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        platform.close()
+    typer.echo(orjson.dumps(exported, option=orjson.OPT_INDENT_2).decode())
+
+
+@subject_app.command("erase")
+def subject_erase(
+    citizen_id: Annotated[str, typer.Argument(metavar="ID", help="The citizen id.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Erase a citizen: destroy their key (every copy, backups too, becomes unreadable)."""
+    from civicguard.citizens import SubjectIdError
+    from civicguard.platform import Platform
+
+    if not yes:
+        typer.confirm("Erase this citizen? Their data cannot be recovered", abort=True)
+    platform = Platform.build(_settings(data_dir))
+    try:
+        report = platform.citizens.rights.erase(citizen_id, by="cli")
+    except SubjectIdError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        platform.close()
+    destroyed = "destroyed" if report.key_destroyed else "was already gone"
+    typer.echo(
+        f"subject {report.subject} erased: key {destroyed}, {report.rows_deleted} rows deleted "
+        f"(request {report.request_id})"
+    )
 
 
 def main() -> None:

@@ -26,6 +26,18 @@ class Metrics:
         self.detector_failures = Counter(
             "civicguard_detector_failures", "Detector steps that raised", ["detector"], registry=r
         )
+        self.gateway = Counter(
+            "civicguard_privacy_gateway",
+            "Readings through the privacy gateway, refused, and field values by treatment",
+            ["stream", "action"],
+            registry=r,
+        )
+        self.retention_removed = Counter(
+            "civicguard_retention_removed",
+            "Records removed (or scrubbed) by the retention sweeper",
+            ["target"],
+            registry=r,
+        )
         self.open_incidents = Gauge("civicguard_incidents_open", "Unresolved incidents", registry=r)
         self.alert_latency = Histogram(
             "civicguard_reading_to_alert_seconds",

@@ -11,6 +11,8 @@ from civicguard.bus.memory import MemoryEventLog
 from civicguard.bus.port import EventLog
 from civicguard.catalog.loader import demo_catalog, load_catalog
 from civicguard.catalog.model import Catalog
+from civicguard.citizens import Citizens
+from civicguard.citizens.retention import citizen_targets
 from civicguard.clock import Clock, SystemClock
 from civicguard.detect.registry import default_detectors
 from civicguard.ingest.decode import Decoder
@@ -20,10 +22,16 @@ from civicguard.ingest.service import IngestService
 from civicguard.pipeline import Processor
 from civicguard.privacy.gateway import PrivacyGateway
 from civicguard.privacy.keys import FileKeyStore, KeyStore, Sealer
+from civicguard.privacy.retention import RetentionSweeper, default_targets
 from civicguard.respond.feed import LiveFeed
 from civicguard.respond.incidents import IncidentDesk
 from civicguard.settings import Settings
 from civicguard.store.database import make_engine, sqlite_url
+from civicguard.store.lifecycle import (
+    KeyEventRepository,
+    RetentionRepository,
+    RetentionRunRepository,
+)
 from civicguard.store.migrate import upgrade
 from civicguard.store.repositories import Store
 from civicguard.store.writer import BackgroundWriter
@@ -61,6 +69,10 @@ class Platform:
     processor: Processor
     desk: IncidentDesk
     feed: LiveFeed
+    #: Consent registry and its ingest gate, subject vault and rights, citizen reports.
+    citizens: Citizens
+    #: The retention sweeper; other packages register their retention targets on it.
+    retention: RetentionSweeper
     #: The street network (``civicguard.respond.streets.StreetNetwork``) when one is loaded.
     streets: Any = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -86,10 +98,25 @@ class Platform:
         store = Store(engine)
         registry = DeviceRegistry(store.devices, Sealer(keys), catalog)
         log = log or make_event_log(settings)
-        gateway = PrivacyGateway(catalog, keys)
+        key_events = KeyEventRepository(engine)
+        gateway = PrivacyGateway(catalog, keys, key_events)
+        retention = RetentionSweeper(
+            default_targets(
+                catalog,
+                RetentionRepository(engine),
+                keys,
+                key_events,
+                on_destroyed=gateway.pseudonymiser.forget,
+            ),
+            clock,
+            RetentionRunRepository(engine),
+        )
         stored_high = store.readings.max_seq()
         guard = SequenceGuard(window=settings.replay_window, resume=stored_high.get)
-        ingest = IngestService(Decoder(catalog), gateway, guard, log, clock)
+        citizens = Citizens.build(catalog, keys, engine, clock)
+        for target in citizen_targets(catalog.retention, citizens.rights.records):
+            retention.register(target)
+        ingest = IngestService(Decoder(catalog), gateway, guard, log, clock, consent=citizens.gate)
         desk = IncidentDesk(
             store.incidents,
             store.alerts,
@@ -111,6 +138,8 @@ class Platform:
             processor=processor,
             desk=desk,
             feed=feed,
+            citizens=citizens,
+            retention=retention,
         )
 
     def start_processing(self) -> None:
@@ -121,6 +150,13 @@ class Platform:
         )
         thread.start()
         self._threads.append(thread)
+
+    def start_retention(self) -> None:
+        """Sweep past-retention data now and every ``retention_interval`` seconds (0: never)."""
+        if self.settings.retention_interval > 0:
+            self._threads.append(
+                self.retention.start(self._stop, self.settings.retention_interval)
+            )
 
     def close(self) -> None:
         """Stop background threads and release connections."""

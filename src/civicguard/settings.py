@@ -34,3 +34,5 @@ class Settings(BaseSettings):
     streets_osm: str = ""
     #: Sliding window of sequence numbers behind each device's highest, for replay detection.
     replay_window: int = 32
+    #: Seconds between retention sweeps inside ``serve`` and ``demo``; 0 turns the schedule off.
+    retention_interval: float = Field(default=600.0, ge=0)

@@ -2,7 +2,8 @@
 
 Every numeric field follows a sine over a compressed day with device-specific phase, plus
 noise, and stays within its normal band (or the lower part of its range) and well under its
-``max_rate``. Booleans hold steady at 1 (pumps running, doors closed after a granted entry).
+``max_rate``. Booleans hold steady at their resting value: 1 (pumps running, access granted)
+except those in ``AT_REST``, like a door's ``open``, which is 0: a door is closed at rest.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from civicguard.ingest.model import Device, ReadingBatch, Transport
 #: A compressed day, so that a run of minutes crosses a fair part of the daily pattern.
 DAY_S = 14_400.0
 START = 1_790_000_000.0
+#: Booleans whose resting value is 0 rather than 1.
+AT_REST = {"open": 0.0}
 
 
 def _shape(spec: FieldSpec) -> tuple[float, float, float, float, float]:
@@ -43,7 +46,7 @@ def normal_column(
 ) -> np.ndarray:
     """Normal values of ``spec`` at times ``ts`` for devices with daily ``phase`` (radians)."""
     if spec.type is FieldType.BOOLEAN:
-        return np.ones(len(ts))
+        return np.full(len(ts), AT_REST.get(spec.name, 1.0))
     low, high, centre, amplitude, noise = _shape(spec)
     x = centre + amplitude * np.sin(2 * math.pi * ts / DAY_S + phase)
     x = x + rng.normal(0.0, noise, len(ts))
@@ -125,7 +128,7 @@ class CityTraffic:
         phase = np.array([self.phase[device.id]])
         for f in stream.fields:
             if f.type is FieldType.BOOLEAN:
-                out[f.name] = True
+                out[f.name] = bool(AT_REST.get(f.name, 1.0))
             elif f.type.numeric:
                 x = float(normal_column(f, t, phase, self.rng)[0])
                 out[f.name] = int(x) if f.type is FieldType.INTEGER else x

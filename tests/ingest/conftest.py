@@ -24,6 +24,8 @@ DEVICES = (
     Device(id="anpr-01", stream="traffic.anpr", lat=21.8818, lon=-102.2916, district="centro"),
     Device(id="sub-01", stream="power.substation", lat=21.8800, lon=-102.2950, district="centro"),
     Device(id="sub-02", stream="power.substation", lat=21.8700, lon=-102.3000, district="sur"),
+    Device(id="wifi-01", stream="presence.wifi", lat=21.8810, lon=-102.2960, district="centro"),
+    Device(id="app-01", stream="citizen.safety_app", lat=21.8850, lon=-102.2900, district=""),
 )
 
 

@@ -26,6 +26,7 @@ def _alert(cell: str, at: float, severity: Severity = Severity.MEDIUM, title: st
         ts=at,
         created_at=at,
         evidence={"value": 1.0},
+        explanation="Value 1 seen (score 1, detector test).",
     )
 
 

@@ -7,8 +7,10 @@ import re
 import numpy as np
 import orjson
 import pytest
+from shapely.geometry import Point
 
 from civicguard.catalog.loader import demo_catalog
+from civicguard.catalog.zones import shape
 from civicguard.clock import ManualClock
 from civicguard.ingest.model import Transport
 from civicguard.ingest.registry import sign
@@ -59,7 +61,11 @@ def test_fleet_size_kinds_districts_and_placement(streets: StreetNetwork) -> Non
     assert {d.district for d in city.devices} == districts
     nodes = streets.graph.nodes(data=True)
     node_places = {(round(data["lat"], 6), round(data["lon"], 6)) for _, data in nodes}
-    assert all((d.lat, d.lon) in node_places for d in city.devices)
+    # Devices stand on street nodes, but for the counters and doors sited in the catalog's zones.
+    zones = [shape(z) for z in demo_catalog().zones]
+    sited = [d for d in city.devices if any(z.covers(Point(d.lat, d.lon)) for z in zones)]
+    assert {d.stream for d in sited} == {"crowd.counter", "access.door"}
+    assert all((d.lat, d.lon) in node_places for d in city.devices if d not in sited)
 
 
 def test_districts_are_stable_across_seeds(streets: StreetNetwork) -> None:

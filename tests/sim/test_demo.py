@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from civicguard.sim.demo import score
-from civicguard.sim.scenarios import PlannedScenario, ScenarioKind, ScenarioRecord
+from civicguard.sim.scenarios import CYCLE_KINDS, PlannedScenario, ScenarioKind, ScenarioRecord
 from tests.services import free_port
 
 CLI = Path(sys.executable).with_name("civicguard")
@@ -50,7 +50,7 @@ def test_demo_runs_a_minute_and_reports(tmp_path: Path) -> None:
     detected = re.fullmatch(r"scenarios detected: (\d+)/(\d+)", lines[-2])
     false = re.fullmatch(r"false alerts: (\d+)", lines[-1])
     assert detected and false, run.stdout[-2000:]
-    assert int(detected[2]) == len(ScenarioKind)
+    assert int(detected[2]) == len(CYCLE_KINDS)
     assert int(detected[1]) == int(detected[2]), run.stdout[-3000:]
     assert int(false[1]) == 0, run.stdout[-3000:]
     assert "Traceback" not in run.stderr

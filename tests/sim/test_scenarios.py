@@ -17,6 +17,7 @@ from civicguard.respond.streets import StreetNetwork, load_streets, synthetic_gr
 from civicguard.sim.city import SimulatedCity
 from civicguard.sim.demo import score
 from civicguard.sim.scenarios import (
+    CYCLE_KINDS,
     REPLAY_DEPTH,
     TAIL_S,
     Outgoing,
@@ -45,7 +46,7 @@ def city(streets: StreetNetwork) -> SimulatedCity:
 @pytest.mark.parametrize("seed", [1, 3, 8])
 def test_schedule_fits_the_run(city: SimulatedCity, seed: int, duration: float) -> None:
     plans = plan_cycle(city, seed, duration)
-    assert {p.kind for p in plans} == set(ScenarioKind)
+    assert {p.kind for p in plans} == set(CYCLE_KINDS)
     starts = [p.at for p in plans]
     assert starts == sorted(starts)
     assert starts[0] == pytest.approx(15.0)
@@ -176,7 +177,7 @@ def test_a_minute_of_scenarios_through_the_platform(
     player.finish(clock.now())
     assert refused == [Reason.REPLAYED_SEQUENCE]
     outcomes, false = score(player.records, alerts)
-    assert len(outcomes) == len(ScenarioKind)
+    assert len(outcomes) == len(CYCLE_KINDS)
     missed = [o.record.plan.kind.value for o in outcomes if not o.detected]
     assert missed == []
     assert false == []

@@ -292,6 +292,7 @@ def make_alert(**changes: Any) -> Alert:
             "note": "café ±",
             "missing": None,
         },
+        explanation="Level fell from 4.25 to 2 m in 1 s (score 7.5, detector rate).",
     )
     return dataclasses.replace(base, **changes)
 
@@ -405,3 +406,31 @@ def test_concurrent_writers_store_each_reading_once(store: Store) -> None:
         thread.join(timeout=60)
     assert sum(written) == store.readings.count() == 4 * 400
     assert store.readings.max_seq() == {f"tank-{d}": 399 for d in range(4)}
+
+
+def test_alert_marks_keep_history_and_the_latest_counts(store: Store) -> None:
+    from civicguard.detect.model import AlertMark, Verdict
+
+    store.alerts.write([make_alert(id="a1"), make_alert(id="a2")])
+    store.alerts.write([make_alert(id="a3", detector="x")])
+
+    def mark(alert_id: str, verdict: Verdict, at: float, detector: str = "rate") -> AlertMark:
+        m = AlertMark(
+            alert_id=alert_id,
+            detector=detector,
+            kind="level_drop",
+            verdict=verdict,
+            marked_by="operator",
+            marked_at=at,
+            note=f"at {at:g}",
+        )
+        store.marks.add(m)
+        return m
+
+    first = mark("a1", Verdict.FALSE, T0)
+    second = mark("a1", Verdict.TRUE, T0 + 5)
+    other = mark("a2", Verdict.FALSE, T0 + 1)
+    assert store.marks.query(alert_id="a1") == [second, first]
+    assert store.marks.query(detector="x") == []
+    assert sorted(store.marks.latest(), key=lambda m: m.alert_id) == [second, other]
+    assert store.marks.alerts_by_detector() == {"rate": 2, "x": 1}

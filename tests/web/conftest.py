@@ -82,6 +82,10 @@ def raise_alert(
         ts=now,
         created_at=now,
         evidence={"open": 1.0, "access_granted": 0.0},
+        explanation=(
+            f"{device.id} reported open = 1 and access_granted = 0, which matches the rule "
+            "door_forced. Certain (score 1, detector rules)."
+        ),
         lat=device.lat,
         lon=device.lon,
     )

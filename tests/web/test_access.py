@@ -29,6 +29,9 @@ CALLS: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("GET", "/api/v1/readings"): ("/api/v1/readings", None),
     ("GET", "/api/v1/alerts"): ("/api/v1/alerts", None),
     ("GET", "/api/v1/alerts/{alert_id}"): ("/api/v1/alerts/nope", None),
+    ("POST", "/api/v1/alerts/{alert_id}/mark"): ("/api/v1/alerts/nope/mark", {"verdict": "true"}),
+    ("GET", "/api/v1/alerts/{alert_id}/marks"): ("/api/v1/alerts/nope/marks", None),
+    ("GET", "/api/v1/detectors/feedback"): ("/api/v1/detectors/feedback", None),
     ("GET", "/api/v1/incidents"): ("/api/v1/incidents", None),
     ("GET", "/api/v1/incidents/{incident_id}"): ("/api/v1/incidents/nope", None),
     ("POST", "/api/v1/incidents/{incident_id}/acknowledge"): (
@@ -41,6 +44,15 @@ CALLS: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("GET", "/api/v1/users"): ("/api/v1/users", None),
     ("POST", "/api/v1/users"): ("/api/v1/users", {}),
     ("GET", "/metrics"): ("/metrics", None),
+    ("GET", "/api/v1/citizens/reports"): ("/api/v1/citizens/reports", None),
+    ("GET", "/api/v1/subjects/requests"): ("/api/v1/subjects/requests", None),
+    ("POST", "/api/v1/subjects/requests"): ("/api/v1/subjects/requests", {}),
+    ("POST", "/api/v1/subjects/requests/{request_id}/fulfil"): (
+        "/api/v1/subjects/requests/nope/fulfil",
+        None,
+    ),
+    ("GET", "/api/v1/consent/counts"): ("/api/v1/consent/counts", None),
+    ("GET", "/api/v1/dpo/overview"): ("/api/v1/dpo/overview", None),
 }
 WHO = [*(r.value for r in Role), None]
 

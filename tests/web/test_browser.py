@@ -103,6 +103,13 @@ def test_operator_sees_a_forced_door_live_and_acknowledges_it(platform: Platform
             expect(page.locator("#markers g.marker.sev-high")).to_have_count(1)
             incident = page.locator("#incidents li.open").first
             expect(incident).to_contain_text("Door forced open")
+            # The alert explains itself, and the operator marks it a real problem.
+            expect(alert_item.locator(".explanation")).to_contain_text("detector rules")
+            alert_item.locator("button.mark[data-verdict='true']").click()
+            expect(alert_item.locator(".mark-status")).to_have_text("marked real")
+            [mark] = platform.store.marks.query()
+            assert (mark.verdict.value, mark.marked_by) == ("true", "operator")
+            assert mark.detector == "rules"
             page.screenshot(path=str(ARTIFACTS / "command-centre.png"))
 
             incident.locator("button.ack").click()

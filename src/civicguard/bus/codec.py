@@ -29,6 +29,9 @@ def encode(event: Event) -> bytes:
             "cells": event.cells,
             "transport": event.transport.value,
         }
+        if event.positions is not None:
+            # NaN rows (readings without a position) travel as nulls.
+            doc["positions"] = event.positions.tolist()
     else:
         doc = {
             "t": "rejection",
@@ -65,6 +68,11 @@ def decode(data: bytes) -> Event:
             text=doc["text"],
             cells=tuple(doc["cells"]),
             transport=Transport(doc["transport"]),
+            positions=(
+                np.array(doc["positions"], dtype=np.float64).reshape(n, 2)
+                if "positions" in doc
+                else None
+            ),
         )
     return Rejection(
         reason=Reason(doc["reason"]),

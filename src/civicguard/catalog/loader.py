@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from civicguard.catalog.model import (
     AlertRule,
@@ -19,9 +27,13 @@ from civicguard.catalog.model import (
     IngestLimits,
     LegalBasis,
     Purpose,
+    RecordRetention,
     Stream,
     Treatment,
+    Zone,
+    ZoneKind,
 )
+from civicguard.catalog.zones import check_polygon, check_timezone
 
 SUPPORTED_VERSIONS = ("1",)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -131,6 +143,7 @@ class _StreamDoc(_Strict):
     location: tuple[str, str] | None = None
     time_bucket: Duration | None = None
     subject: str | None = None
+    held_open_after: Duration | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _coherent(self) -> _StreamDoc:
@@ -148,6 +161,10 @@ class _StreamDoc(_Strict):
                     f"subject field {self.subject!r} must be a field of the stream "
                     "that declares an identifier"
                 )
+        if self.held_open_after is not None and (
+            "open" not in self.fields or self.fields["open"].type is not FieldType.BOOLEAN
+        ):
+            raise ValueError("held_open_after needs a boolean field called 'open'")
         if self.legal_basis is LegalBasis.CONSENT and self.subject is None:
             raise ValueError("a stream whose legal basis is consent must name its subject field")
         if personal and self.legal_basis is LegalBasis.NOT_APPLICABLE:
@@ -161,6 +178,37 @@ class _StreamDoc(_Strict):
         return self
 
 
+class _ZoneDoc(_Strict):
+    title: str
+    kind: ZoneKind
+    polygon: tuple[tuple[float, float], ...]
+    allowed_hours: tuple[int, int] | None = None
+    capacity: int | None = Field(default=None, gt=0)
+    density_limit: float | None = Field(default=None, gt=0)
+    held_open_after: Duration | None = Field(default=None, gt=0)
+
+    @field_validator("polygon")
+    @classmethod
+    def _ring(cls, polygon: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        check_polygon(polygon)
+        return polygon
+
+    @field_validator("allowed_hours")
+    @classmethod
+    def _hours(cls, hours: tuple[int, int] | None) -> tuple[int, int] | None:
+        if hours is not None and not (0 <= hours[0] <= 23 and 0 <= hours[1] <= 24):
+            raise ValueError(f"allowed_hours must be [start, end] with 0-23 and 0-24, got {hours}")
+        return hours
+
+    @model_validator(mode="after")
+    def _coherent(self) -> _ZoneDoc:
+        if self.kind is ZoneKind.RESTRICTED and self.allowed_hours is None:
+            raise ValueError("a restricted zone needs allowed_hours ([0, 0] for never)")
+        if self.kind is not ZoneKind.PUBLIC_SPACE and (self.capacity or self.density_limit):
+            raise ValueError("capacity and density_limit apply only to public_space zones")
+        return self
+
+
 class _IngestDoc(_Strict):
     max_payload_bytes: int = Field(default=256 * 1024, gt=0)
     max_batch: int = Field(default=5000, gt=0)
@@ -168,15 +216,37 @@ class _IngestDoc(_Strict):
     max_age: Duration = 86_400.0
 
 
+_RECORDS = RecordRetention()
+
+
+class _RetentionDoc(_Strict):
+    """Retention of records no stream describes (defaults: :class:`RecordRetention`'s)."""
+
+    consent_proof: Duration = Field(default=_RECORDS.consent_proof_s, gt=0)
+    subject_requests: Duration = Field(default=_RECORDS.subject_requests_s, gt=0)
+    citizen_reports: Duration = Field(default=_RECORDS.citizen_reports_s, gt=0)
+    alert_marks: Duration = Field(default=_RECORDS.alert_marks_s, gt=0)
+
+
 class _CatalogDoc(_Strict):
     catalog_version: str
     city: str
     controller: str
     pseudonym_rotation: Duration = 86_400.0
+    dead_letter_retention: Duration = 30 * 86_400.0
     jurisdiction: str = ""
+    timezone: str = "UTC"
     ingest: _IngestDoc = Field(default_factory=_IngestDoc)
+    retention: _RetentionDoc = Field(default_factory=_RetentionDoc)
     purposes: dict[str, str] = Field(min_length=1)
     streams: dict[str, _StreamDoc] = Field(min_length=1)
+    zones: dict[str, _ZoneDoc] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, name: str) -> str:
+        check_timezone(name)
+        return name
 
     @model_validator(mode="after")
     def _supported(self) -> _CatalogDoc:
@@ -241,8 +311,22 @@ def _to_catalog(doc: _CatalogDoc, source: str) -> Catalog:
                 location=s.location,
                 time_bucket_s=s.time_bucket,
                 subject_field=s.subject,
+                held_open_after_s=s.held_open_after,
             )
         )
+    zones = tuple(
+        Zone(
+            name=name,
+            title=z.title,
+            kind=z.kind,
+            polygon=z.polygon,
+            allowed_hours=z.allowed_hours,
+            capacity=z.capacity,
+            density_limit=z.density_limit,
+            held_open_after_s=z.held_open_after,
+        )
+        for name, z in doc.zones.items()
+    )
     return Catalog(
         version=doc.catalog_version,
         city=doc.city,
@@ -256,7 +340,16 @@ def _to_catalog(doc: _CatalogDoc, source: str) -> Catalog:
             max_age_s=doc.ingest.max_age,
         ),
         pseudonym_rotation_s=doc.pseudonym_rotation,
+        dead_letter_retention_s=doc.dead_letter_retention,
+        retention=RecordRetention(
+            consent_proof_s=doc.retention.consent_proof,
+            subject_requests_s=doc.retention.subject_requests,
+            citizen_reports_s=doc.retention.citizen_reports,
+            alert_marks_s=doc.retention.alert_marks,
+        ),
         jurisdiction=doc.jurisdiction,
+        timezone=doc.timezone,
+        zones=zones,
         source=source,
     )
 

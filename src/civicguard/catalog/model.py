@@ -114,6 +114,8 @@ class Stream:
     time_bucket_s: float | None = None
     #: The field naming the person a reading is about (consent and subject rights key on it).
     subject_field: str | None = None
+    #: A door of this stream left open longer than this raises an alert; ``None``: never.
+    held_open_after_s: float | None = None
 
     @property
     def numeric_fields(self) -> tuple[FieldSpec, ...]:
@@ -141,6 +143,32 @@ class Purpose:
     description: str
 
 
+class ZoneKind(StrEnum):
+    """What a zone of the city is for: kept to authorised people, or open to the public."""
+
+    RESTRICTED = "restricted"
+    PUBLIC_SPACE = "public_space"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Zone:
+    """A named area of the city, drawn as a polygon of (latitude, longitude) points."""
+
+    name: str
+    title: str
+    kind: ZoneKind
+    #: Closed ring: the last point repeats the first.
+    polygon: tuple[tuple[float, float], ...]
+    #: Local hours (start, end) when entering is allowed; ``None``: no restriction by hour.
+    allowed_hours: tuple[int, int] | None = None
+    #: People the zone holds safely; ``None`` when it follows from area and density limit.
+    capacity: int | None = None
+    #: People per square metre that the zone must not exceed when no capacity is declared.
+    density_limit: float | None = None
+    #: Doors inside the zone left open longer than this alert (overrides the stream's limit).
+    held_open_after_s: float | None = None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IngestLimits:
     """Limits on what ingest accepts, from the catalog's ``ingest`` section."""
@@ -149,6 +177,20 @@ class IngestLimits:
     max_batch: int = 5000
     max_future_s: float = 300.0
     max_age_s: float = 86_400.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordRetention:
+    """How long records that no stream describes are kept, from the catalog's ``retention``."""
+
+    #: Consent spans after their withdrawal, and receipts no longer backing a live consent.
+    consent_proof_s: float = 3 * 365 * 86_400.0
+    #: Subject requests after they are done, and the record that a subject was erased.
+    subject_requests_s: float = 3 * 365 * 86_400.0
+    #: Citizen reports, by arrival.
+    citizen_reports_s: float = 365 * 86_400.0
+    #: Operators' verdicts on alerts (tuning data), by when they were given.
+    alert_marks_s: float = 2 * 365 * 86_400.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,8 +204,16 @@ class Catalog:
     streams: tuple[Stream, ...]
     limits: IngestLimits = field(default_factory=IngestLimits)
     pseudonym_rotation_s: float = 86_400.0
+    #: How long refused messages are kept (those of a stream: at most its retention), and
+    #: alerts that belong to no stream.
+    dead_letter_retention_s: float = 30 * 86_400.0
+    #: Retention of consents, subject requests, citizen reports and alert marks.
+    retention: RecordRetention = field(default_factory=RecordRetention)
     #: Where the controller is established (ISO 3166 code), named on consent receipts.
     jurisdiction: str = ""
+    #: IANA name of the city's time zone; local hours (zones, rules) are read in it.
+    timezone: str = "UTC"
+    zones: tuple[Zone, ...] = ()
     source: str = "<memory>"
 
     def stream(self, name: str) -> Stream:

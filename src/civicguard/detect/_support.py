@@ -171,12 +171,37 @@ def label(spec: FieldSpec) -> str:
     return spec.name.replace("_", " ").capitalize()
 
 
+def figure(value: float, decimals: int = 2) -> str:
+    """A number as an explanation quotes it: at most ``decimals`` places, no trailing zeros.
+
+    >>> figure(3.0), figure(51.2), figure(0.123456), figure(-0.001), figure(1234.5, 0)
+    ('3', '51.2', '0.12', '0', '1234')
+    """
+    text = f"{value:.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def explain(*, seen: str, against: str, sure: str, detector: str, score: float) -> str:
+    """The plain-language explanation every alert carries, in one fixed shape.
+
+    What was seen, against what baseline or threshold; how sure the detector is; its score and
+    name, so that an operator can tell which detector to tune.
+
+    >>> explain(seen="Level 3 m", against="above 2 m", sure="Certain", detector="band", score=1.0)
+    'Level 3 m, above 2 m. Certain (score 1, detector band).'
+    """
+    return f"{seen}, {against}. {sure} (score {figure(score)}, detector {detector})."
+
+
 def alert(
     *,
     detector: str,
     kind: str,
     severity: Severity,
     title: str,
+    explanation: str,
     stream: str,
     device_id: str | None,
     place: Place,
@@ -190,6 +215,7 @@ def alert(
         kind=kind,
         severity=severity,
         title=title,
+        explanation=explanation,
         stream=stream,
         device_id=device_id,
         cell=place.cell,
@@ -211,6 +237,7 @@ def reading_alert(
     kind: str,
     severity: Severity,
     title: str,
+    explanation: str,
     evidence: dict[str, Any],
 ) -> Alert:
     """An alert raised by reading ``row`` of ``batch``: its stream, device and time."""
@@ -219,6 +246,7 @@ def reading_alert(
         kind=kind,
         severity=severity,
         title=title,
+        explanation=explanation,
         stream=batch.stream,
         device_id=batch.device_ids[row],
         place=place,

@@ -14,6 +14,8 @@ from civicguard.detect._support import (
     Episodes,
     FloatArray,
     Places,
+    explain,
+    figure,
     label,
     number,
     quantity,
@@ -327,6 +329,25 @@ class StreamingAnomalyDetector(Detector):
             f"Unusually {direction} {label(spec).lower()} {quantity(value, spec)} at {place.name} "
             f"(expected about {quantity(mean, spec)}, z = {z:+.1f})"
         )
+        unit = f" {spec.unit}" if spec.unit else ""
+        cfg = self.settings
+        explanation = explain(
+            seen=(
+                f"{label(spec)} at {place.name} read {figure(value)}{unit}, the last of "
+                f"{cfg.consecutive} unusual readings in a row"
+            ),
+            against=(
+                f"against this device's own learned baseline of {figure(mean)}{unit} with a "
+                f"typical spread of {figure(scale, 3)}{unit}: {figure(z, 1)} spreads away"
+            ),
+            sure=(
+                f"Fairly sure: more than {figure(cfg.threshold)} spreads away "
+                f"{cfg.consecutive} times running is rare in normal operation, but a learned "
+                "baseline can miss a legitimate change of regime"
+            ),
+            detector=self.name,
+            score=z,
+        )
         return reading_alert(
             self.name,
             batch,
@@ -336,6 +357,7 @@ class StreamingAnomalyDetector(Detector):
             kind="anomaly",
             severity=Severity.MEDIUM,
             title=title,
+            explanation=explanation,
             evidence={
                 "field": spec.name,
                 "unit": spec.unit,

@@ -13,6 +13,8 @@ from civicguard.detect._support import (
     Episodes,
     FloatArray,
     Places,
+    explain,
+    figure,
     label,
     quantity,
     reading,
@@ -105,6 +107,20 @@ class NormalBandDetector(Detector):
             f"{label(spec)} {quantity(value, spec)} outside normal band "
             f"{low:.2f}\u2013{high:.2f}{unit} at {place.name}"
         )
+        explanation = explain(
+            seen=f"{label(spec)} read {figure(value)}{unit} at {place.name}",
+            against=(
+                f"{'below' if value < low else 'above'} its normal band of {figure(low)} to "
+                f"{figure(high)}{unit} by {figure(excess)}{unit}"
+            ),
+            sure=(
+                "Certain: the reading itself lies outside the band, "
+                f"{'more' if severe else 'less'} than {figure(100 * self._severe_fraction)}% "
+                "of the band's width beyond it"
+            ),
+            detector=self.name,
+            score=excess,
+        )
         return reading_alert(
             self.name,
             batch,
@@ -114,6 +130,7 @@ class NormalBandDetector(Detector):
             kind="outside_normal_band",
             severity=Severity.HIGH if severe else Severity.MEDIUM,
             title=title,
+            explanation=explanation,
             evidence={
                 "field": spec.name,
                 "unit": spec.unit,

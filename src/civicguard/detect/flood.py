@@ -14,6 +14,8 @@ from civicguard.detect._support import (
     Episodes,
     FloatArray,
     Places,
+    explain,
+    figure,
     group_starts,
     rank_in_group,
     reading,
@@ -140,6 +142,23 @@ class FloodDetector(Detector):
             f"Message flood from {place.name}: {state.limit} readings in {span:.1f} s "
             f"({rate:.0f}/s, expected {expected:g}/s)"
         )
+        explanation = explain(
+            seen=(
+                f"{place.name} sent {state.limit} readings within {figure(span, 1)} s, "
+                f"about {figure(rate, 0)} a second"
+            ),
+            against=(
+                f"while its stream reports once every {figure(state.interval_s)} s and "
+                f"{state.limit} readings within a {figure(state.window_s)} s window count as a "
+                "flood"
+            ),
+            sure=(
+                f"Sure: {figure(rate / expected, 1)} times the expected rate, counted on the "
+                "readings' own timestamps so a buffered upload does not count"
+            ),
+            detector=self.name,
+            score=rate / expected,
+        )
         return reading_alert(
             self.name,
             batch,
@@ -149,6 +168,7 @@ class FloodDetector(Detector):
             kind="message_flood",
             severity=Severity.HIGH,
             title=title,
+            explanation=explanation,
             evidence={
                 "count": state.limit,
                 "window_s": state.window_s,

@@ -13,6 +13,8 @@ from civicguard.detect._support import (
     Episodes,
     FloatArray,
     Places,
+    explain,
+    figure,
     group_ends,
     group_starts,
     label,
@@ -164,6 +166,19 @@ class RateOfChangeDetector(Detector):
             f"({rate:.2f}{unit}/s, plausible at most {spec.max_rate:g}{unit}/s) at {place.name}"
         )
         severe = rate > self._severe_factor * spec.max_rate
+        explanation = explain(
+            seen=(
+                f"{label(spec)} at {place.name} went from {figure(prev_value)} to "
+                f"{figure(value)}{unit} in {figure(dt, 1)} s, {figure(rate)}{unit}/s"
+            ),
+            against=f"while it can plausibly change by at most {figure(spec.max_rate)}{unit}/s",
+            sure=(
+                f"Sure: {figure(rate / spec.max_rate, 1)} times the plausible rate between two "
+                "consecutive readings; a real process cannot move that fast"
+            ),
+            detector=self.name,
+            score=rate,
+        )
         return reading_alert(
             self.name,
             batch,
@@ -173,6 +188,7 @@ class RateOfChangeDetector(Detector):
             kind="implausible_rate_of_change",
             severity=Severity.HIGH if severe else Severity.MEDIUM,
             title=title,
+            explanation=explanation,
             evidence={
                 "field": spec.name,
                 "unit": spec.unit,

@@ -6,13 +6,22 @@ from collections.abc import Callable
 
 from civicguard.catalog.model import Catalog
 from civicguard.detect.anomaly import StreamingAnomalyDetector
+from civicguard.detect.auth import AuthFailureDetector
 from civicguard.detect.band import NormalBandDetector
 from civicguard.detect.base import Detector
+from civicguard.detect.clock_skew import ClockSkewDetector
+from civicguard.detect.crowd import CrowdOverCapacityDetector
+from civicguard.detect.doors import DoorHeldOpenDetector
 from civicguard.detect.flood import FloodDetector
+from civicguard.detect.forecast import SurgeForecastDetector
+from civicguard.detect.impossible import ImpossibleValueDetector
+from civicguard.detect.place import WrongPlaceDetector
 from civicguard.detect.rate import RateOfChangeDetector
 from civicguard.detect.replay import ReplayDetector
+from civicguard.detect.restricted import RestrictedZoneDetector
 from civicguard.detect.rules import RuleDetector
 from civicguard.detect.silence import SilenceDetector
+from civicguard.detect.univariate_live import PatternAnomalyDetector
 from civicguard.ingest.model import Device
 
 
@@ -20,15 +29,31 @@ def default_detectors(catalog: Catalog, device: Callable[[str], Device | None]) 
     """Every detector of the live pipeline, configured from the catalog.
 
     >>> from civicguard.catalog.loader import demo_catalog
-    >>> [d.name for d in default_detectors(demo_catalog(), lambda device_id: None)]
-    ['normal_band', 'rate_of_change', 'rules', 'streaming_anomaly', 'flood', 'silence', 'replay']
+    >>> names = [d.name for d in default_detectors(demo_catalog(), lambda device_id: None)]
+    >>> names[:8]  # doctest: +NORMALIZE_WHITESPACE
+    ['normal_band', 'rate_of_change', 'rules', 'streaming_anomaly', 'pattern_anomaly',
+     'flood', 'silence', 'replay']
+    >>> fleet = {"auth_failures", "wrong_place", "clock_skew", "impossible_value"}
+    >>> fleet <= set(names), len(set(names)) == len(names)
+    (True, True)
+    >>> {"door_held_open", "restricted_zone", "crowd_capacity", "surge_forecast"} <= set(names)
+    True
     """
     return [
         NormalBandDetector(catalog, device),
         RateOfChangeDetector(catalog, device),
         RuleDetector(catalog, device),
         StreamingAnomalyDetector(catalog, device),
+        PatternAnomalyDetector(catalog, device),
         FloodDetector(catalog, device),
         SilenceDetector(catalog, device),
         ReplayDetector(catalog, device),
+        AuthFailureDetector(catalog, device),
+        WrongPlaceDetector(catalog, device),
+        ClockSkewDetector(catalog, device),
+        ImpossibleValueDetector(catalog, device),
+        DoorHeldOpenDetector(catalog, device),
+        RestrictedZoneDetector(catalog, device),
+        CrowdOverCapacityDetector(catalog, device),
+        SurgeForecastDetector(catalog, device),
     ]

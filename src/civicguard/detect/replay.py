@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from civicguard.catalog.model import Catalog
-from civicguard.detect._support import DEFAULT_REARM_S, Places, alert
+from civicguard.detect._support import DEFAULT_REARM_S, Places, alert, explain
 from civicguard.detect.base import Detector
 from civicguard.detect.model import Alert, Severity
 from civicguard.ingest.model import Device, Reason, Rejection
@@ -58,6 +58,22 @@ class ReplayDetector(Detector):
                 severity=Severity.HIGH,
                 title=(
                     f"Replayed message from {place.name}: sequence number {seq} was already used"
+                ),
+                explanation=explain(
+                    seen=(
+                        f"{place.name} sent a message with sequence number {seq} "
+                        f"over {rejection.transport.value}, which it had already used"
+                    ),
+                    against=(
+                        "while every device must number its messages upwards and a number "
+                        "beyond the replay window is never accepted twice"
+                    ),
+                    sure=(
+                        "Certain that the number was reused: someone holds the device's "
+                        "credentials or is re-sending captured traffic"
+                    ),
+                    detector=self.name,
+                    score=1.0,
                 ),
                 stream=stream,
                 device_id=rejection.device_id,

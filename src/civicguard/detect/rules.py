@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from civicguard.catalog.model import AlertRule, Catalog
-from civicguard.detect._support import DEFAULT_REARM_S, Episodes, Places, reading, reading_alert
+from civicguard.detect._support import (
+    DEFAULT_REARM_S,
+    Episodes,
+    Places,
+    explain,
+    figure,
+    reading,
+    reading_alert,
+)
 from civicguard.detect.base import Detector, SlotIndex
 from civicguard.detect.model import Alert, Severity
 from civicguard.ingest.model import Device, ReadingBatch
@@ -39,7 +48,7 @@ class RuleDetector(Detector):
 
     A condition ``field: value`` holds when the field equals the value (booleans arrive as
     1.0 and 0.0). A rule with ``outside_hours`` only applies outside those local hours, in
-    ``tz`` (the catalog does not name the city's time zone yet, so UTC unless told).
+    ``tz``: the catalog's ``timezone`` unless told otherwise.
     """
 
     name = "rules"
@@ -50,10 +59,10 @@ class RuleDetector(Detector):
         device: Callable[[str], Device | None],
         *,
         rearm_s: float = DEFAULT_REARM_S,
-        tz: tzinfo = UTC,
+        tz: tzinfo | None = None,
     ) -> None:
         self._places = Places(catalog, device)
-        self._tz = tz
+        self._tz = tz or ZoneInfo(catalog.timezone)
         self._streams = {
             s.name: _StreamRules(
                 rules=s.rules,
@@ -97,6 +106,23 @@ class RuleDetector(Detector):
     def _alert(self, batch: ReadingBatch, row: int, rule: AlertRule, now: float) -> Alert:
         device_id = batch.device_ids[row]
         place = self._places.of(batch.stream, device_id, batch.cells[row])
+        seen = ", ".join(
+            f"{name} = {figure(float(batch.values[row, batch.fields.index(name)]))}"
+            for name, _ in rule.when
+        )
+        wanted = " and ".join(f"{name} = {figure(value)}" for name, value in rule.when)
+        hours = (
+            f" outside the hours {rule.outside_hours[0]}:00 to {rule.outside_hours[1]}:00"
+            if rule.outside_hours
+            else ""
+        )
+        explanation = explain(
+            seen=f"{place.name} reported {seen} (seq {int(batch.seq[row])})",
+            against=f"which matches the catalog rule {rule.name!r}: {wanted}{hours}",
+            sure="Certain: the rule holds on the reading as sent",
+            detector=self.name,
+            score=1.0,
+        )
         return reading_alert(
             self.name,
             batch,
@@ -106,6 +132,7 @@ class RuleDetector(Detector):
             kind=rule.name,
             severity=Severity(rule.severity),
             title=f"{rule.title} at {place.name}",
+            explanation=explanation,
             evidence={
                 "rule": rule.name,
                 "when": dict(rule.when),

@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from civicguard.catalog.model import Catalog
-from civicguard.detect._support import BoolArray, FloatArray, Places, alert, group_ends, number
+from civicguard.detect._support import (
+    BoolArray,
+    FloatArray,
+    Places,
+    alert,
+    explain,
+    figure,
+    group_ends,
+    number,
+)
 from civicguard.detect.base import Detector, SlotIndex, grow
 from civicguard.detect.model import Alert, Severity
 from civicguard.ingest.model import Device, ReadingBatch
@@ -101,6 +110,20 @@ class SilenceDetector(Detector):
             title=(
                 f"No reading from {place.name} for {silent_for:.0f} s "
                 f"(it reports every {state.interval_s:g} s)"
+            ),
+            explanation=explain(
+                seen=f"Nothing has been received from {place.name} for {figure(silent_for, 0)} s",
+                against=(
+                    f"while it reports every {figure(state.interval_s)} s and "
+                    f"{figure(limit, 1)} s of silence ({figure(self._missed)} missed reports "
+                    "plus a grace period) is the limit"
+                ),
+                sure=(
+                    f"Sure that it is silent ({figure(silent_for / limit, 1)} times the limit), "
+                    "not why: a cut cable, a jammer, a flat battery or a network fault"
+                ),
+                detector=self.name,
+                score=silent_for / limit,
             ),
             stream=stream,
             device_id=device_id,

@@ -13,7 +13,15 @@ The roles, in the city's words:
 * **admin** runs the platform: provisions and revokes devices, manages staff accounts, reads
   dead letters (to diagnose devices) and metrics. An admin does not watch alerts or read
   readings: running the machine gives no right to the data it carries.
-* **auditor** checks, read-only: catalog, alerts, incidents, dead letters and devices.
+* **auditor** checks, read-only: catalog, alerts, incidents, dead letters, devices and the
+  privacy overview.
+* **dpo**, the data protection officer, handles subject requests (export, erasure) and reads the
+  consent gate's counts and the privacy overview (``/dpo``); subject data reaches the DPO only
+  by carrying a request out.
+
+Citizens have no staff session: the citizen app's backend is a provisioned device of a
+consent-based stream and authenticates with its device secret on the ``/citizens`` routes
+listed in :data:`PUBLIC` (see ``web/routers/citizens.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from civicguard.catalog.model import Category, Stream
 from civicguard.govern.accounts import Role
 
 OPERATOR, ANALYST, ADMIN, AUDITOR = Role.OPERATOR, Role.ANALYST, Role.ADMIN, Role.AUDITOR
+DPO = Role.DPO
 EVERYONE = frozenset(Role)
 
 
@@ -54,6 +63,9 @@ GRANTS: tuple[Grant, ...] = (
     _grant("GET", f"{API}/readings", {OPERATOR, ANALYST}, "data; personal streams need a purpose"),
     _grant("GET", f"{API}/alerts", {OPERATOR, ANALYST, AUDITOR}, "the alert feed"),
     _grant("GET", f"{API}/alerts/{{alert_id}}", {OPERATOR, ANALYST, AUDITOR}, "one alert"),
+    _grant("POST", f"{API}/alerts/{{alert_id}}/mark", {OPERATOR, ANALYST}, "judge an alert"),
+    _grant("GET", f"{API}/alerts/{{alert_id}}/marks", {OPERATOR, ANALYST, AUDITOR}, "verdicts"),
+    _grant("GET", f"{API}/detectors/feedback", {OPERATOR, ANALYST, AUDITOR}, "tuning figures"),
     _grant("GET", f"{API}/incidents", {OPERATOR, ANALYST, AUDITOR}, "the incident list"),
     _grant("GET", f"{API}/incidents/{{incident_id}}", {OPERATOR, ANALYST, AUDITOR}, "one incident"),
     _grant("POST", f"{API}/incidents/{{incident_id}}/acknowledge", {OPERATOR}, "runs incidents"),
@@ -63,12 +75,19 @@ GRANTS: tuple[Grant, ...] = (
     _grant("GET", f"{API}/users", {ADMIN}, "staff accounts"),
     _grant("POST", f"{API}/users", {ADMIN}, "creating staff accounts"),
     _grant("GET", "/metrics", {ADMIN}, "Prometheus; anonymous only from the loopback address"),
+    _grant("GET", f"{API}/citizens/reports", {OPERATOR, ANALYST, DPO}, "scrubbed reports"),
+    _grant("GET", f"{API}/subjects/requests", {DPO, AUDITOR}, "subject requests, by handle"),
+    _grant("POST", f"{API}/subjects/requests", {DPO}, "a request received by letter or desk"),
+    _grant("POST", f"{API}/subjects/requests/{{request_id}}/fulfil", {DPO}, "export or erase"),
+    _grant("GET", f"{API}/consent/counts", {DPO, AUDITOR}, "readings refused for no consent"),
+    _grant("GET", f"{API}/dpo/overview", {DPO, AUDITOR}, "treatments, counts, keys; no subjects"),
 )
 
 #: Endpoints reachable without a staff session; each has its own reason.
 PUBLIC: frozenset[tuple[str, str]] = frozenset(
     {
         ("GET", "/"),  # the command-centre page itself; it shows a login form until signed in
+        ("GET", "/dpo"),  # the DPO page; it signs in like the command centre, data via the API
         ("GET", f"{API}/health"),  # liveness for load balancers
         ("POST", f"{API}/auth/login"),
         ("POST", f"{API}/auth/logout"),  # only clears the caller's own cookie
@@ -78,6 +97,13 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/openapi.json"),
         ("GET", "/static"),  # our own page's JS and CSS
         ("GET", "/docs-assets"),  # Swagger UI's files, shipped in the fastapi-offline package
+        # The citizen app's backend authenticates with its own device secret on these:
+        ("POST", f"{API}/citizens/consent/grant"),
+        ("POST", f"{API}/citizens/consent/withdraw"),
+        ("POST", f"{API}/citizens/export"),
+        ("POST", f"{API}/citizens/erasure"),
+        ("POST", f"{API}/citizens/reports"),  # residents report without an account (capped)
+        ("GET", f"{API}/citizens/consent/public-key"),  # to check a receipt's signature
     }
 )
 

@@ -27,6 +27,8 @@ class Role(StrEnum):
     ANALYST = "analyst"
     ADMIN = "admin"
     AUDITOR = "auditor"
+    #: The data protection officer: handles subject requests (export, erasure) and consent.
+    DPO = "dpo"
 
 
 def hash_password(password: str, *, salt: bytes | None = None) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 import orjson
 
 from civicguard.catalog.model import Catalog, FieldSpec, FieldType, Stream
+from civicguard.ingest import position
 from civicguard.ingest.model import (
     Device,
     IngestResult,
@@ -29,7 +30,8 @@ from civicguard.ingest.model import (
     Transport,
 )
 
-_ENVELOPE_KEYS = frozenset({"device", "stream", "seq", "ts", "values", "location"})
+#: ``position`` is the device's own place (see :mod:`civicguard.ingest.position`).
+_ENVELOPE_KEYS = frozenset({"device", "stream", "seq", "ts", "values", "location", "position"})
 
 
 class ReadingError(Exception):
@@ -322,7 +324,7 @@ class Decoder:
             for index in range(len(items)):
                 refuse(index, gone)
             return result
-        kept, seqs, stamps, readings = self._envelopes(device, schema, items, refuse)
+        kept, seqs, stamps, readings, located = self._envelopes(device, schema, items, refuse)
         if not kept:
             return result
         problems: dict[int, ReadingError] = {}
@@ -334,6 +336,7 @@ class Decoder:
             for spec in schema.text
         }
         ts = np.array(stamps, dtype=np.float64)
+        positions = _positions(located, len(kept), problems) if located else None
         violations = _range_and_time_violations(schema, matrix, ts, received_at, self.catalog)
         for i, problem in enumerate(violations or ()):
             if problem is not None:
@@ -345,6 +348,7 @@ class Decoder:
             if not good:
                 return result
             matrix, ts = matrix[good], ts[good]
+            positions = None if positions is None else positions[good]
             seqs = [seqs[i] for i in good]
             texts = {k: [v[i] for i in good] for k, v in texts.items()}
         n = len(seqs)
@@ -360,6 +364,7 @@ class Decoder:
                 text=texts,
                 cells=("",) * n,
                 transport=transport,
+                positions=positions,
             )
         )
         return result
@@ -370,9 +375,14 @@ class Decoder:
         schema: _StreamSchema,
         items: list[Any],
         refuse: Callable[[int, ReadingError], None],
-    ) -> tuple[list[int], list[int], list[float], list[dict[str, Any]]]:
-        """Indexes, sequence numbers, times and values of the readings whose envelope is sound."""
+    ) -> tuple[list[int], list[int], list[float], list[dict[str, Any]], dict[int, object]]:
+        """Indexes, sequence numbers, times and values of the readings whose envelope is sound.
+
+        The last item holds the envelope ``position`` of the kept readings that carry one, by
+        their place among the kept readings.
+        """
         kept: list[int] = []
+        located: dict[int, object] = {}
         seqs: list[int] = []
         stamps: list[float] = []
         readings: list[dict[str, Any]] = []
@@ -393,6 +403,8 @@ class Decoder:
                     and item.get("stream", device.stream) == device.stream
                     and math.isfinite(ts)
                 ):
+                    if "position" in item:
+                        located[len(kept)] = item["position"]
                     kept.append(index)
                     seqs.append(seq)
                     stamps.append(float(ts))
@@ -403,11 +415,28 @@ class Decoder:
             except ReadingError as exc:
                 refuse(index, exc)
                 continue
+            if isinstance(item, dict) and "position" in item:
+                located[len(kept)] = item["position"]
             kept.append(index)
             seqs.append(seq)
             stamps.append(ts)
             readings.append(values)
-        return kept, seqs, stamps, readings
+        return kept, seqs, stamps, readings, located
+
+
+def _positions(
+    located: dict[int, object], n: int, problems: dict[int, ReadingError]
+) -> np.ndarray:
+    """The ``(n, 2)`` positions of ``n`` readings (NaN where none); faults go to ``problems``."""
+    out = np.full((n, 2), np.nan)
+    for i, raw in located.items():
+        parsed = position.parse_position(raw)
+        if isinstance(parsed[0], Reason):
+            reason, detail = parsed
+            problems.setdefault(i, ReadingError(reason, str(detail)))
+        else:
+            out[i] = parsed
+    return out
 
 
 def _range_and_time_violations(
@@ -423,7 +452,10 @@ def _range_and_time_violations(
         high_bad = matrix > schema.high
     out_of_range = (low_bad | high_bad).any(axis=1)
     future = ts > now + catalog.limits.max_future_s
-    old = ts < now - catalog.limits.max_age_s
+    # A reading older than its stream's retention would be swept at once, and its period's
+    # pseudonym key may already be destroyed: it is refused as too old.
+    max_age = min(catalog.limits.max_age_s, schema.stream.retention_days * 86_400.0)
+    old = ts < now - max_age
     bad_rows = out_of_range | future | old
     if not bad_rows.any():
         return None
@@ -438,7 +470,8 @@ def _range_and_time_violations(
         elif old[i]:
             problems[i] = (
                 Reason.TIMESTAMP_TOO_OLD,
-                f"ts: {now - ts[i]:.0f} s old (limit {catalog.limits.max_age_s:.0f} s)",
+                f"ts: {now - ts[i]:.0f} s old (limit {max_age:.0f} s"
+                + (", the stream's retention)" if max_age < catalog.limits.max_age_s else ")"),
             )
         else:
             j = int(np.flatnonzero(low_bad[i] | high_bad[i])[0])

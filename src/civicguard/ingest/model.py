@@ -57,6 +57,9 @@ class Reason(StrEnum):
     BAD_CREDENTIALS = "bad_credentials"
     BAD_SIGNATURE = "bad_signature"
     REPLAYED_SEQUENCE = "replayed_sequence"
+    #: A reading of a consent-based stream whose subject has no valid consent (kept without
+    #: content).
+    NO_CONSENT = "no_consent"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +107,9 @@ class ReadingBatch:
     text: dict[str, list[Any]]
     cells: tuple[str, ...]
     transport: Transport
+    #: ``(n, 2)`` latitude and longitude each device reported for itself in the envelope
+    #: (NaN rows where a reading carried none); ``None`` when no reading did (the usual case).
+    positions: FloatArray | None = None
 
     def __len__(self) -> int:
         return len(self.device_ids)
@@ -126,6 +132,7 @@ class ReadingBatch:
             text={k: [v[i] for i in idx] for k, v in self.text.items()},
             cells=tuple(self.cells[i] for i in idx),
             transport=self.transport,
+            positions=None if self.positions is None else self.positions[idx],
         )
 
     def row(self, i: int) -> dict[str, Any]:

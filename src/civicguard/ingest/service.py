@@ -8,13 +8,14 @@ replay, the simulator) know nothing beyond this one call.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
 
 from civicguard.bus.port import Event, EventLog
 from civicguard.clock import Clock
+from civicguard.ingest import position
 from civicguard.ingest.decode import Decoder, ReadingError
 from civicguard.ingest.model import (
     Device,
@@ -29,6 +30,17 @@ from civicguard.metrics import METRICS
 from civicguard.privacy.gateway import PrivacyGateway
 
 
+class ConsentScreen(Protocol):
+    """Admits readings of consent-based streams only with valid consent (citizens.gate)."""
+
+    #: The streams whose legal basis is consent; batches of other streams skip the screen.
+    streams: frozenset[str]
+
+    def screen(self, batch: ReadingBatch) -> tuple[ReadingBatch | None, list[Rejection]]:
+        """The readings admitted (None if none) and a content-free refusal for each other."""
+        ...
+
+
 class IngestService:
     """Validate, deduplicate, protect and publish what authenticated devices send."""
 
@@ -39,8 +51,11 @@ class IngestService:
         guard: SequenceGuard,
         log: EventLog,
         clock: Clock,
+        *,
+        consent: ConsentScreen | None = None,
     ) -> None:
         self.decoder = decoder
+        self.consent = consent
         self.gateway = gateway
         self.guard = guard
         self.log = log
@@ -78,9 +93,12 @@ class IngestService:
         protected: list[ReadingBatch] = []
         with self._lock:
             fresh = [self._sequence(batch, result) for batch in result.batches]
-        for batch in fresh:
+        admitted = fresh if self.consent is None else [self._screen(b, result) for b in fresh]
+        for batch in admitted:
             if batch is not None:
-                protected.append(self.gateway.protect(batch, self.gateway.cell_of(device)))
+                safe = self.gateway.protect(batch, self.gateway.cell_of(device))
+                # Devices' own positions pass beside the gateway, cut to cells on personal streams.
+                protected.append(position.carry(batch, safe, self.decoder.catalog))
         result.batches = protected
         result.accepted = sum(len(b) for b in protected)
         try:
@@ -88,8 +106,9 @@ class IngestService:
         except Exception:
             # Not published means not accepted: let the device's retry through the guard.
             with self._lock:
-                for batch in protected:
-                    self.guard.forget(device.id, batch.seq.tolist())
+                for batch in fresh:
+                    if batch is not None:
+                        self.guard.forget(device.id, batch.seq.tolist())
             raise
         return result
 
@@ -112,6 +131,15 @@ class IngestService:
         )
         self._publish(IngestResult(rejections=[rejection]), authenticated=False)
         return rejection
+
+    def _screen(self, batch: ReadingBatch | None, result: IngestResult) -> ReadingBatch | None:
+        """Readings of consent-based streams without valid consent become refusals."""
+        consent = self.consent
+        if batch is None or consent is None or batch.stream not in consent.streams:
+            return batch
+        kept, refused = consent.screen(batch)
+        result.rejections.extend(refused)
+        return kept
 
     def _sequence(self, batch: ReadingBatch, result: IngestResult) -> ReadingBatch | None:
         """Drop duplicates and turn replays into rejections; the batch of new readings remains."""

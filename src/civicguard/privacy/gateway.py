@@ -1,87 +1,167 @@
 """The privacy gateway: applies the catalog's treatments before anything else sees a reading.
 
-Fields are kept, dropped or pseudonymised with a keyed HMAC whose key rotates every
-``pseudonym_rotation`` (so the same plate links within a period, never across periods), and
-every reading is placed on an H3 cell at its stream's resolution instead of exact coordinates.
+Per field: keep, drop, pseudonymise (keyed HMAC under a per-stream key that rotates every
+``pseudonym_rotation``, see :mod:`civicguard.privacy.pseudonyms`), generalise a number to the
+lower bound of its catalog ``bucket``, or count the distinct identifiers of a list. Per reading:
+its place becomes an H3 cell at the stream's resolution (the device's registered place, or the
+reading's own ``location`` fields, which are then dropped) and its time is rounded down to the
+stream's ``time_bucket``. What the gateway did is counted per stream (:meth:`counts`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import math
 import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import h3
 import numpy as np
+import numpy.typing as npt
 import orjson
 
-from civicguard.catalog.model import Catalog, Treatment
+from civicguard.catalog.model import Catalog, Category, FieldSpec, Stream, Treatment
 from civicguard.ingest.model import Device, ReadingBatch, Rejection
+from civicguard.metrics import METRICS
 from civicguard.privacy.keys import KeyStore
+from civicguard.privacy.pseudonyms import (
+    KeyJournal,
+    Pseudonymiser,
+    digest,
+    normalise_identifier,
+)
+
+__all__ = ["ACTIONS", "PrivacyGateway", "Pseudonymiser", "generalise", "normalise_identifier"]
 
 _MAC = re.compile(r"\b[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}\b")
-_PLATE_NOISE = re.compile(r"[\s\-.·]")
+
+#: What the gateway counts per stream: readings that went through, readings refused (by
+#: ingest, counted as their dead letters pass here) and field values by what happened to them
+#: (a reading's own location and a bucketed timestamp count as generalised).
+ACTIONS = ("readings", "refused", "kept", "generalised", "pseudonymised", "counted", "dropped")
+_READINGS, _REFUSED, _KEPT, _GENERALISED, _PSEUDONYMISED, _COUNTED, _DROPPED = range(7)
+_NO_STREAM = "(none)"
+
+FloatArray = npt.NDArray[np.float64]
 
 
-def normalise_identifier(kind: str | None, value: str) -> str:
-    """The canonical spelling of an identifier, so that one plate or MAC gets one pseudonym.
+def generalise(values: FloatArray, width: float) -> FloatArray:
+    """Each value's range lower bound: the largest multiple of ``width`` not above it.
 
-    >>> normalise_identifier("licence_plate", "ab-123 cd")
-    'AB123CD'
-    >>> normalise_identifier("mac_address", "AA-BB-CC-00-11-22")
-    'aa:bb:cc:00:11:22'
+    Exact for widths that binary floating point holds exactly (integers, halves...); for others
+    the result still satisfies ``lower <= value < lower + width``. NaN stays NaN.
+
+    >>> generalise(np.array([37.0, 40.0, -1.0, np.nan]), 10.0).tolist()
+    [30.0, 40.0, -10.0, nan]
     """
-    if kind == "licence_plate":
-        return _PLATE_NOISE.sub("", value).upper()
-    if kind == "mac_address":
-        return value.replace("-", ":").lower()
-    return value.strip()
+    with np.errstate(invalid="ignore"):
+        k = np.floor(values / width)
+        k = np.where(k * width > values, k - 1, k)
+        k = np.where((k + 1) * width <= values, k + 1, k)
+    return k * width
 
 
-class Pseudonymiser:
-    """Keyed HMAC-SHA256 pseudonyms under a key that rotates every ``rotation_s`` seconds."""
+def bucket_times(ts: FloatArray, width: float) -> FloatArray:
+    """Timestamps rounded down to the start of their ``width``-second bucket.
 
-    def __init__(self, keys: KeyStore, rotation_s: float) -> None:
-        self._keys = keys
-        self.rotation_s = rotation_s
-        self._cache: dict[int, bytes] = {}
+    >>> bucket_times(np.array([1000.0, 1299.9, 1300.0]), 300.0).tolist()
+    [900.0, 1200.0, 1200.0]
+    """
+    return generalise(ts, width)
 
-    def period(self, ts: float) -> int:
-        """The key period that ``ts`` falls in."""
-        return int(ts // self.rotation_s)
 
-    def _key(self, period: int) -> bytes:
-        key = self._cache.get(period)
-        if key is None:
-            key = self._keys.get_or_create(f"pseudonym/{period}")
-            if len(self._cache) > 8:
-                self._cache.clear()
-            self._cache[period] = key
-        return key
+def distinct_count(kind: str | None, values: list[Any]) -> int:
+    """How many distinct identifiers a list holds, spellings of one identifier counted once.
 
-    def pseudonym(self, kind: str | None, value: str, ts: float) -> str:
-        """The pseudonym of ``value`` (an identifier of ``kind``) in the period of ``ts``."""
-        key = self._key(self.period(ts))
-        message = f"{kind or 'id'}:{normalise_identifier(kind, value)}".encode()
-        return "ps_" + hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+    >>> distinct_count("mac_address", ["AA-BB-CC-00-11-22", "aa:bb:cc:00:11:22", "02:00:5e:0:0:1"])
+    2
+    """
+    return len({normalise_identifier(kind, str(v)) for v in values})
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one stream's batches are treated, worked out once from the catalog."""
+
+    stream: Stream
+    #: Input numeric columns that leave the gateway, and their names.
+    keep: npt.NDArray[np.intp]
+    names: tuple[str, ...]
+    #: Output columns to generalise and their bucket widths.
+    generalise: tuple[tuple[int, float], ...]
+    #: Input columns of the reading's own latitude and longitude.
+    location: tuple[int, int] | None
+    #: Per input numeric column, the action it counts under.
+    numeric_actions: npt.NDArray[np.intp]
+    #: Text fields in order: (spec, action index).
+    text: tuple[tuple[FieldSpec, int], ...]
+    #: Fields counted (string lists -> numbers), appended as numeric columns.
+    counted: tuple[FieldSpec, ...]
+
+
+def _plan(stream: Stream) -> _Plan:
+    numeric = stream.numeric_fields
+    located = set(stream.location or ())
+    keep: list[int] = []
+    actions: list[int] = []
+    gen: list[tuple[int, float]] = []
+    for i, spec in enumerate(numeric):
+        if spec.name in located:
+            actions.append(_GENERALISED)
+        elif spec.treatment is Treatment.DROP:
+            actions.append(_DROPPED)
+        elif spec.treatment is Treatment.GENERALISE and spec.bucket:
+            gen.append((len(keep), float(spec.bucket)))
+            keep.append(i)
+            actions.append(_GENERALISED)
+        else:
+            keep.append(i)
+            actions.append(_KEPT)
+    location = None
+    if stream.location is not None:
+        names = [f.name for f in numeric]
+        location = (names.index(stream.location[0]), names.index(stream.location[1]))
+    text: list[tuple[FieldSpec, int]] = []
+    counted: list[FieldSpec] = []
+    for spec in stream.text_fields:
+        if spec.treatment is Treatment.COUNT:
+            counted.append(spec)
+        action = {
+            Treatment.DROP: _DROPPED,
+            Treatment.PSEUDONYMISE: _PSEUDONYMISED,
+            Treatment.COUNT: _COUNTED,
+        }.get(spec.treatment, _KEPT)
+        text.append((spec, action))
+    return _Plan(
+        stream=stream,
+        keep=np.array(keep, dtype=np.intp),
+        names=tuple(numeric[i].name for i in keep) + tuple(f.name for f in counted),
+        generalise=tuple(gen),
+        location=location,
+        numeric_actions=np.array(actions, dtype=np.intp),
+        text=tuple(text),
+        counted=tuple(counted),
+    )
 
 
 class PrivacyGateway:
-    """Applies each stream's per-field treatments to decoded batches."""
+    """Applies each stream's per-field treatments to decoded batches.
 
-    def __init__(self, catalog: Catalog, keys: KeyStore) -> None:
+    Counts (:meth:`counts`) are process-local: each process running ingest counts what went
+    through it; the Prometheus counters of ``/metrics`` carry the same figures.
+    """
+
+    def __init__(
+        self, catalog: Catalog, keys: KeyStore, journal: KeyJournal | None = None
+    ) -> None:
         self.catalog = catalog
-        self.pseudonymiser = Pseudonymiser(keys, catalog.pseudonym_rotation_s)
+        self.pseudonymiser = Pseudonymiser.for_catalog(keys, catalog, journal)
         self._cells: dict[tuple[str, int], str] = {}
-        self._plans: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
-        for stream in catalog.streams:
-            numeric = stream.numeric_fields
-            keep = np.array(
-                [i for i, f in enumerate(numeric) if f.treatment is not Treatment.DROP],
-                dtype=np.intp,
-            )
-            self._plans[stream.name] = (keep, tuple(numeric[i].name for i in keep))
+        self._plans = {s.name: _plan(s) for s in catalog.streams}
+        self._counts: dict[str, npt.NDArray[np.int64]] = {}
+        self._counts_lock = threading.Lock()
 
     def cell_of(self, device: Device) -> str:
         """The H3 cell of a device's registered place at its stream's resolution."""
@@ -93,52 +173,131 @@ class PrivacyGateway:
         return cell
 
     def protect(self, batch: ReadingBatch, cell: str) -> ReadingBatch:
-        """The batch as the rest of the platform may see it: treated fields, placed on ``cell``."""
-        stream = self.catalog.stream(batch.stream)
-        keep, kept_names = self._plans[stream.name]
-        values = batch.values if len(kept_names) == len(batch.fields) else batch.values[:, keep]
+        """The batch as the rest of the platform may see it: treated fields, placed on cells.
+
+        ``cell`` is the device's cell; a stream whose readings carry their own location gets
+        each reading's cell instead (the device's where a reading's location is absent).
+        """
+        plan = self._plans[batch.stream]
+        stream = plan.stream
+        n = len(batch)
+        tally = np.zeros(len(ACTIONS), dtype=np.int64)
+        tally[_READINGS] = n
+        present = np.count_nonzero(~np.isnan(batch.values), axis=0)
+        np.add.at(tally, plan.numeric_actions, present)
+        if len(plan.keep) == batch.values.shape[1] and not plan.generalise:
+            values = batch.values
+        else:
+            values = batch.values[:, plan.keep]
+            for j, width in plan.generalise:
+                values[:, j] = generalise(values[:, j], width)
+        cells: tuple[str, ...] = (cell,) * n
+        if plan.location is not None:
+            cells = self._located_cells(batch, plan.location, stream.h3_resolution, cell)
+        ts = batch.ts
+        if stream.time_bucket_s:
+            ts = bucket_times(ts, stream.time_bucket_s)
+            tally[_GENERALISED] += n
+        now = float(batch.received_at.max()) if n else 0.0
         text: dict[str, list[Any]] = {}
-        for spec in stream.text_fields:
+        counted: list[FloatArray] = []
+        for spec, action in plan.text:
             column = batch.text.get(spec.name)
-            if column is None or spec.treatment is Treatment.DROP:
+            if column is None:
                 continue
-            if spec.treatment is Treatment.PSEUDONYMISE:
-                text[spec.name] = self._pseudonymise_column(spec.identifier, column, batch.ts)
+            tally[action] += n - column.count(None)
+            if action == _DROPPED:
+                continue
+            if action == _PSEUDONYMISED:
+                text[spec.name] = self._pseudonymise_column(
+                    stream.name, spec.identifier, column, batch.ts, now
+                )
+            elif action == _COUNTED:
+                counted.append(_count_column(spec.identifier, column))
             else:
                 text[spec.name] = column
+        if counted:
+            values = np.column_stack([values, *counted])
+        self._add(stream.name, tally)
         return ReadingBatch(
             stream=batch.stream,
-            fields=kept_names,
+            fields=plan.names,
             device_ids=batch.device_ids,
             seq=batch.seq,
-            ts=batch.ts,
+            ts=ts,
             received_at=batch.received_at,
             values=values,
             text=text,
-            cells=(cell,) * len(batch),
+            cells=cells,
             transport=batch.transport,
         )
 
+    @staticmethod
+    def _located_cells(
+        batch: ReadingBatch, location: tuple[int, int], resolution: int, fallback: str
+    ) -> tuple[str, ...]:
+        lats = batch.values[:, location[0]].tolist()
+        lons = batch.values[:, location[1]].tolist()
+        to_cell = h3.latlng_to_cell
+        isnan = math.isnan
+        return tuple(
+            fallback if isnan(lat) or isnan(lon) else to_cell(lat, lon, resolution)
+            for lat, lon in zip(lats, lons, strict=True)
+        )
+
     def _pseudonymise_column(
-        self, kind: str | None, column: list[Any], ts: np.ndarray
+        self, stream: str, kind: str | None, column: list[Any], ts: FloatArray, now: float
     ) -> list[Any]:
+        key_at = self.pseudonymiser.keyer(stream, now)
         out: list[Any] = []
-        pseudonym = self.pseudonymiser.pseudonym
+        first = float(ts[0]) if len(ts) else 0.0
+        key = key_at(first)
+        rotation = self.pseudonymiser.rotation_s
+        period = first // rotation
         for value, when in zip(column, ts.tolist(), strict=True):
+            if when // rotation != period:
+                period = when // rotation
+                key = key_at(when)
             if value is None:
                 out.append(None)
             elif isinstance(value, list):
-                out.append([pseudonym(kind, v, when) for v in value])
+                out.append([digest(key, kind, v) for v in value])
             else:
-                out.append(pseudonym(kind, value, when))
+                out.append(digest(key, kind, value))
         return out
 
+    def _add(self, stream: str, tally: npt.NDArray[np.int64]) -> None:
+        with self._counts_lock:
+            total = self._counts.get(stream)
+            if total is None:
+                self._counts[stream] = tally.copy()
+            else:
+                total += tally
+        for i in np.flatnonzero(tally).tolist():
+            METRICS.gateway.labels(stream=stream, action=ACTIONS[i]).inc(int(tally[i]))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per stream, readings protected and refused and field values by treatment.
+
+        Counted since this gateway started, in this process.
+        """
+        with self._counts_lock:
+            return {
+                stream: dict(zip(ACTIONS, tally.tolist(), strict=True))
+                for stream, tally in sorted(self._counts.items())
+            }
+
     def redact(self, rejection: Rejection, *, authenticated: bool) -> Rejection:
-        """A dead letter safe to keep: identifiers pseudonymised, unsafe payloads withheld.
+        """A dead letter safe to keep: personal fields treated as the catalog says.
 
         Payloads from senders that did not authenticate are never kept (only their size), nor
-        are unparseable payloads of streams that carry personal identifiers.
+        are unparseable payloads of personal streams. In parseable payloads of personal streams
+        identifiers are pseudonymised or counted, dropped fields go, numbers are generalised, a
+        reading's own location becomes its cell, and keys outside the envelope are withheld.
         """
+        tally = np.zeros(len(ACTIONS), dtype=np.int64)
+        tally[_REFUSED] = 1
+        self._add(rejection.stream or _NO_STREAM, tally)
         payload = rejection.payload
         if not payload:
             return rejection
@@ -147,12 +306,13 @@ class PrivacyGateway:
             if rejection.stream and self.catalog.has_stream(rejection.stream)
             else None
         )
-        identifiers = [f for f in stream.fields if f.identifier] if stream else []
         safe: bytes
         if not authenticated:
             safe = orjson.dumps({"withheld": "sender not authenticated", "bytes": len(payload)})
-        elif identifiers:
-            safe = self._redact_identifiers(payload, identifiers, rejection.received_at)
+        elif stream is not None and (
+            stream.category is not Category.NON_PERSONAL or any(f.identifier for f in stream.fields)
+        ):
+            safe = self._redact_personal(payload, stream, rejection.received_at)
         else:
             safe = payload[:4096]
         safe = _MAC.sub("[mac]", safe.decode("utf-8", errors="replace")).encode()
@@ -168,7 +328,7 @@ class PrivacyGateway:
             payload=safe,
         )
 
-    def _redact_identifiers(self, payload: bytes, identifiers: list[Any], when: float) -> bytes:
+    def _redact_personal(self, payload: bytes, stream: Stream, when: float) -> bytes:
         withheld = orjson.dumps(
             {"withheld": "unparseable payload of a personal stream", "bytes": len(payload)}
         )
@@ -177,16 +337,74 @@ class PrivacyGateway:
         except orjson.JSONDecodeError:
             return withheld
         values = item.get("values") if isinstance(item, dict) else None
-        if not isinstance(values, dict):
+        if not isinstance(item, dict) or not isinstance(values, dict):
             return withheld
-        for spec in identifiers:
-            raw = values.get(spec.name)
-            if isinstance(raw, str):
-                values[spec.name] = self.pseudonymiser.pseudonym(spec.identifier, raw, when)
-            elif isinstance(raw, list):
-                values[spec.name] = [
-                    self.pseudonymiser.pseudonym(spec.identifier, str(v), when) for v in raw
-                ]
-            elif raw is not None:
-                values[spec.name] = "[withheld]"
-        return orjson.dumps(item)[:4096]
+        out: dict[str, Any] = {}
+        for key in ("seq", "ts"):
+            if isinstance(item.get(key), int | float | str):
+                out[key] = item[key]
+        if isinstance(out.get("ts"), int | float) and stream.time_bucket_s:
+            bucketed = bucket_times(np.array([out["ts"]], dtype=float), stream.time_bucket_s)
+            out["ts"] = float(bucketed[0])
+        envelope = ("seq", "ts", "values", "device", "stream")
+        other = sorted(str(k) for k in item if k not in envelope)
+        if other:
+            out["withheld_keys"] = other
+        out["values"] = self._redact_values(values, stream, when)
+        return orjson.dumps(out)[:4096]
+
+    def _redact_values(
+        self, values: Mapping[str, Any], stream: Stream, when: float
+    ) -> dict[str, Any]:
+        specs = {f.name: f for f in stream.fields}
+        located = stream.location or ()
+        out: dict[str, Any] = {}
+        for name, raw in values.items():
+            spec = specs.get(name)
+            if spec is None:
+                out[str(name)] = "[withheld]"  # undeclared: could be anything
+            elif name in located or spec.treatment is Treatment.DROP:
+                continue
+            elif spec.treatment is Treatment.PSEUDONYMISE:
+                out[name] = self._redact_identifier(stream.name, spec, raw, when)
+            elif spec.treatment is Treatment.COUNT:
+                out[name] = (
+                    distinct_count(spec.identifier, raw) if isinstance(raw, list) else "[withheld]"
+                )
+            elif spec.treatment is Treatment.GENERALISE and spec.bucket:
+                number = _number(raw)
+                out[name] = (
+                    float(generalise(np.array([number]), spec.bucket)[0])
+                    if number is not None
+                    else "[withheld]"
+                )
+            else:
+                out[name] = raw
+        if stream.location is not None:
+            lat, lon = (_number(values.get(f)) for f in stream.location)
+            if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
+                out["cell"] = h3.latlng_to_cell(lat, lon, stream.h3_resolution)
+        return out
+
+    def _redact_identifier(self, stream: str, spec: FieldSpec, raw: Any, when: float) -> Any:
+        pseudonym: Callable[[str], str] = lambda v: self.pseudonymiser.pseudonym(  # noqa: E731
+            stream, spec.identifier, v, when, now=when
+        )
+        if isinstance(raw, str):
+            return pseudonym(raw)
+        if isinstance(raw, list):
+            return [pseudonym(str(v)) for v in raw]
+        return None if raw is None else "[withheld]"
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _count_column(kind: str | None, column: list[Any]) -> FloatArray:
+    return np.array(
+        [np.nan if v is None else distinct_count(kind, v) for v in column], dtype=np.float64
+    )

@@ -41,6 +41,7 @@ class IncidentDesk:
         clock: Clock,
         window_s: float = 600.0,
         district_of: Callable[[str], str] = lambda _device_id: "",
+        scrub: Callable[[str], str] | None = None,
     ) -> None:
         self._incidents = incidents
         self._alerts = alerts
@@ -48,6 +49,9 @@ class IncidentDesk:
         self.window_s = window_s
         #: The district of a device, named on the incidents its alerts open.
         self.district_of = district_of
+        #: Takes personal identifiers out of an operator's note before it is stored; without
+        #: one, the default free-text scrubber (loaded on the first note: it takes seconds).
+        self._scrub = scrub
         self._lock = threading.Lock()
         self._active: dict[str, Incident] = {}
         for incident in incidents.unresolved():
@@ -95,6 +99,14 @@ class IncidentDesk:
         self._alerts.write(filed)
         return filed
 
+    def scrub_note(self, note: str) -> str:
+        """``note`` with personal identifiers replaced by tags, as it will be stored."""
+        if self._scrub is None:
+            from civicguard.privacy.scrub import default_scrubber
+
+            self._scrub = default_scrubber().scrub_text
+        return self._scrub(note)
+
     def acknowledge(self, incident_id: str, who: str, note: str = "") -> Incident:
         """Move an open incident to acknowledged, recording who and when."""
         return self._transition(incident_id, IncidentStatus.ACKNOWLEDGED, who, note)
@@ -104,6 +116,7 @@ class IncidentDesk:
         return self._transition(incident_id, IncidentStatus.RESOLVED, who, note)
 
     def _transition(self, incident_id: str, to: IncidentStatus, who: str, note: str) -> Incident:
+        note = self.scrub_note(note) if note else ""  # outside the lock: it takes milliseconds
         with self._lock:
             incident = self._incidents.get(incident_id)
             if incident is None:

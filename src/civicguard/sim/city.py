@@ -17,6 +17,7 @@ from civicguard.ingest.model import Device
 from civicguard.respond.streets import StreetNetwork
 from civicguard.sim.devices import StreamSimulator, mac_pool, plate_pool
 from civicguard.sim.districts import District, split_districts
+from civicguard.sim.sites import counter_capacities, site_devices
 
 #: How many devices of each stream the demo city runs, and the prefix of their ids.
 FLEET: dict[str, tuple[str, int, str]] = {
@@ -73,6 +74,7 @@ class SimulatedCity:
                         label=f"{title} {i + 1}, {district.name}",
                     )
                 )
+            mine = site_devices(stream.name, mine, catalog, self.districts)
             devices.extend(mine)
             self.simulators.append(
                 StreamSimulator(
@@ -81,6 +83,7 @@ class SimulatedCity:
                     np.random.default_rng(seeds[2 + k]),
                     plates=self.plates,
                     macs=self.macs,
+                    capacity=counter_capacities(mine, catalog),
                 )
             )
         self.devices: tuple[Device, ...] = tuple(devices)

@@ -149,6 +149,7 @@ def run_demo(settings: Settings, duration: float | None, seed: int) -> int:
 
         platform.feed.subscribe(collect)
         platform.start_processing()
+        platform.start_retention()
         web = _start_web(platform, settings, console)
         console.print(
             f"simulated city: {len(fleet)} devices in {len(city.districts)} districts "

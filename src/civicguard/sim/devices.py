@@ -9,7 +9,7 @@ field's ``max_rate``. The catalog is read, never restated here.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -137,7 +137,9 @@ class StreamSimulator:
         *,
         plates: Sequence[str] = (),
         macs: Sequence[str] = (),
+        capacity: Mapping[str, int] | None = None,
     ) -> None:
+        """``capacity``: people some crowd counters cover, by device id (others draw theirs)."""
         self.stream = stream
         self.devices = tuple(devices)
         self.rng = rng
@@ -163,6 +165,9 @@ class StreamSimulator:
         self._macs = list(macs)
         # Per-device constants that describe the site rather than the moment.
         self._capacity = rng.integers(400, 5000, size=n)
+        for i, device in enumerate(self.devices):
+            if capacity and device.id in capacity:
+                self._capacity[i] = capacity[device.id]
         self._lanes = rng.integers(1, 4, size=n)
         self._pump_on = rng.random(n) < 0.85
         self._mac_home = rng.integers(0, max(1, len(self._macs)), size=n)

@@ -29,6 +29,10 @@ class ScenarioKind(StrEnum):
     MESSAGE_FLOOD = "message_flood"
     DEVICE_SILENT = "device_silent"
     REPLAYED_MESSAGE = "replayed_message"
+    #: Played only when scripted (tests, ``bench surge``): they need minutes or a given hour.
+    DOOR_HELD_OPEN = "door_held_open"
+    RESTRICTED_ENTRY = "restricted_entry"
+    CROWD_BUILD_UP = "crowd_build_up"
 
 
 #: Per kind: the streams its device may come from, and how long it lasts at most (s).
@@ -40,7 +44,17 @@ SCRIPT: dict[ScenarioKind, tuple[tuple[str, ...], float]] = {
     ScenarioKind.MESSAGE_FLOOD: (("air.quality", "traffic.counter"), 10.0),
     ScenarioKind.DEVICE_SILENT: (("traffic.counter", "air.quality", "water.pump"), 20.0),
     ScenarioKind.REPLAYED_MESSAGE: (("water.pump", "power.substation", "air.quality"), 0.0),
+    ScenarioKind.DOOR_HELD_OPEN: (("access.door",), 60.0),
+    ScenarioKind.RESTRICTED_ENTRY: (("access.door",), 5.0),
+    ScenarioKind.CROWD_BUILD_UP: (("crowd.counter",), 1800.0),
 }
+#: Scenarios the demo's schedule leaves out: a held door needs longer than a short demo, an
+#: entry after hours needs the night, a build-up takes many minutes.
+SCRIPTED_ONLY = frozenset(
+    {ScenarioKind.DOOR_HELD_OPEN, ScenarioKind.RESTRICTED_ENTRY, ScenarioKind.CROWD_BUILD_UP}
+)
+#: The kinds one cycle of the demo's schedule plays.
+CYCLE_KINDS = tuple(k for k in ScenarioKind if k not in SCRIPTED_ONLY)
 
 WARM_UP_S = 15.0
 #: Time left after the last scenario for its alerts to arrive.
@@ -54,6 +68,9 @@ REPLAY_DEPTH = 40
 FLOOD_RATE = 50
 CROWD_GROWTH = 1.15
 CROWD_PEAK = 130.0
+#: Shares of a build-up's duration spent filling, holding at the peak, then emptying.
+BUILD_UP_RISE = 0.6
+BUILD_UP_HOLD = 0.2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +81,8 @@ class PlannedScenario:
     device_id: str
     at: float
     duration: float
+    #: Occupancy (%) a crowd build-up peaks at; ``None`` for other kinds.
+    peak: float | None = None
 
     @property
     def until(self) -> float:
@@ -85,7 +104,7 @@ def plan_cycle(
 ) -> list[PlannedScenario]:
     """The scenarios of one cycle, ordered by start time (the replay always comes last)."""
     rng = np.random.default_rng([seed, cycle, 7])
-    kinds = [k for k in ScenarioKind if k is not ScenarioKind.REPLAYED_MESSAGE]
+    kinds = [k for k in CYCLE_KINDS if k is not ScenarioKind.REPLAYED_MESSAGE]
     order = [kinds[i] for i in rng.permutation(len(kinds))]
     # The replay needs REPLAY_DEPTH messages of history from its device first.
     order.append(ScenarioKind.REPLAYED_MESSAGE)
@@ -250,6 +269,17 @@ class ScenarioPlayer:
         elif kind is ScenarioKind.DOOR_FORCED_AFTER_HOURS:
             values["open"] = True
             values["access_granted"] = False
+        elif kind in (ScenarioKind.DOOR_HELD_OPEN, ScenarioKind.RESTRICTED_ENTRY):
+            # A badge opens the door (granted); what matters is how long, or at what hour.
+            values["open"] = True
+            values["access_granted"] = True
+        elif kind is ScenarioKind.CROWD_BUILD_UP:
+            before = float(values["occupancy"])
+            start = self._state.setdefault(key, before)
+            share = build_up_share((now - (record.started_at or now)) / max(plan.duration, 1e-6))
+            level = before + (float(plan.peak or CROWD_PEAK) - start) * share
+            values["occupancy"] = round(level, 3)
+            values["people"] = round(int(values["people"]) * level / max(before, 1e-6))
         elif kind is ScenarioKind.CROWD_SURGE:
             before = float(values["occupancy"])
             level = self._state.get(key)
@@ -258,3 +288,21 @@ class ScenarioPlayer:
             values["occupancy"] = round(level, 3)
             values["people"] = round(int(values["people"]) * level / max(before, 1e-6))
         return False
+
+
+def build_up_share(progress: float) -> float:
+    """How far (0-1) a crowd build-up has filled its zone at ``progress`` (0-1) of its run.
+
+    It fills smoothly (slow, faster, slow), holds at the peak, then empties smoothly.
+
+    >>> [round(build_up_share(u), 2) for u in (0.0, 0.3, 0.6, 0.7, 0.9, 1.0)]
+    [0.0, 0.5, 1.0, 1.0, 0.5, 0.0]
+    """
+    u = min(max(progress, 0.0), 1.0)
+    if u < BUILD_UP_RISE:
+        x = u / BUILD_UP_RISE
+    elif u < BUILD_UP_RISE + BUILD_UP_HOLD:
+        return 1.0
+    else:
+        x = (1.0 - u) / (1.0 - BUILD_UP_RISE - BUILD_UP_HOLD)
+    return x * x * (3 - 2 * x)

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, func, insert, select, update
 
-from civicguard.detect.model import Alert, Severity
+from civicguard.detect.model import Alert, AlertMark, Severity, Verdict
 from civicguard.ingest.model import Device, ReadingBatch, Rejection
 from civicguard.respond.model import Incident, IncidentStatus
 from civicguard.store import schema
@@ -145,6 +145,13 @@ class ReadingRepository:
         with self._engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(schema.readings)).scalar_one())
 
+    def count_by_stream(self) -> dict[str, int]:
+        """How many readings are stored for each stream."""
+        t = schema.readings
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(t.c.stream, func.count()).group_by(t.c.stream))
+            return {stream: int(n) for stream, n in rows}
+
     def max_seq(self) -> dict[str, int]:
         """The highest stored sequence number of each device (to resume replay protection)."""
         t = schema.readings
@@ -190,6 +197,18 @@ class DeadLetterRepository:
             q = q.where(t.c.reason == reason)
         with self._engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
+
+    def count_by_stream(self) -> dict[str | None, dict[str, int]]:
+        """How many dead letters there are for each stream (None: no stream) and reason."""
+        t = schema.dead_letters
+        out: dict[str | None, dict[str, int]] = {}
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.stream, t.c.reason, func.count()).group_by(t.c.stream, t.c.reason)
+            )
+            for stream, reason, n in rows:
+                out.setdefault(stream, {})[reason] = int(n)
+        return out
 
     def count_by_reason(self) -> dict[str, int]:
         """How many dead letters there are for each reason."""
@@ -259,6 +278,7 @@ def _alert_row(a: Alert) -> dict[str, Any]:
         "lon": a.lon,
         "evidence": a.evidence,
         "incident_id": a.incident_id,
+        "explanation": a.explanation,
     }
 
 
@@ -278,6 +298,7 @@ def _alert(r: Any) -> Alert:
         lon=r["lon"],
         evidence=r["evidence"],
         incident_id=r["incident_id"],
+        explanation=r["explanation"],
     )
 
 
@@ -400,5 +421,72 @@ class Store:
         self.readings = ReadingRepository(engine)
         self.dead_letters = DeadLetterRepository(engine)
         self.alerts = AlertRepository(engine)
+        self.marks = AlertMarkRepository(engine)
         self.incidents = IncidentRepository(engine)
         self.users = UserRepository(engine)
+
+
+class AlertMarkRepository:
+    """Operators' true/false verdicts on alerts, append-only; the latest per alert counts."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def add(self, mark: AlertMark) -> None:
+        """Store one verdict."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(schema.alert_marks),
+                {
+                    "alert_id": mark.alert_id,
+                    "detector": mark.detector,
+                    "kind": mark.kind,
+                    "verdict": mark.verdict.value,
+                    "marked_by": mark.marked_by,
+                    "marked_at": mark.marked_at,
+                    "note": mark.note,
+                },
+            )
+
+    def query(
+        self, *, alert_id: str | None = None, detector: str | None = None, limit: int = 1000
+    ) -> list[AlertMark]:
+        """Marks matching every filter given, newest first."""
+        t = schema.alert_marks
+        q = select(t).order_by(t.c.marked_at.desc(), t.c.id.desc()).limit(limit)
+        if alert_id is not None:
+            q = q.where(t.c.alert_id == alert_id)
+        if detector is not None:
+            q = q.where(t.c.detector == detector)
+        with self._engine.connect() as conn:
+            return [_mark(r) for r in conn.execute(q).mappings()]
+
+    def latest(self) -> list[AlertMark]:
+        """The latest mark of every marked alert (a later mark overrules an earlier one)."""
+        t = schema.alert_marks
+        q = select(t).order_by(t.c.marked_at, t.c.id)
+        newest: dict[str, AlertMark] = {}
+        with self._engine.connect() as conn:
+            for row in conn.execute(q).mappings():
+                mark = _mark(row)
+                newest[mark.alert_id] = mark
+        return list(newest.values())
+
+    def alerts_by_detector(self) -> dict[str, int]:
+        """How many stored alerts each detector has raised (the denominator of marking)."""
+        t = schema.alerts
+        q = select(t.c.detector, func.count()).group_by(t.c.detector)
+        with self._engine.connect() as conn:
+            return {str(d): int(n) for d, n in conn.execute(q)}
+
+
+def _mark(r: Any) -> AlertMark:
+    return AlertMark(
+        alert_id=r["alert_id"],
+        detector=r["detector"],
+        kind=r["kind"],
+        verdict=Verdict(r["verdict"]),
+        marked_by=r["marked_by"],
+        marked_at=r["marked_at"],
+        note=r["note"],
+    )

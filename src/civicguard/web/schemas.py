@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -126,6 +126,8 @@ class AlertPublic(BaseModel):
     lon: float | None
     incident_id: str | None
     evidence: dict[str, Any]
+    #: The alert in plain language, quoting its evidence.
+    explanation: str
 
 
 class IncidentPublic(BaseModel):
@@ -173,3 +175,35 @@ class DeadLetterPublic(BaseModel):
     seq: int | None
     idx: int | None
     payload: str
+
+
+class AlertMarkCreate(BaseModel):
+    """An operator's verdict on an alert: ``true`` (a real problem) or ``false`` (false alarm)."""
+
+    model_config = ConfigDict(extra="forbid")
+    verdict: Literal["true", "false"]
+    note: str = Field(default="", max_length=2000)
+
+
+class AlertMarkPublic(BaseModel):
+    """A stored verdict; the note has passed the PII scrubber."""
+
+    alert_id: str
+    detector: str
+    kind: str
+    verdict: str
+    marked_by: str
+    marked_at: float
+    note: str
+
+
+class DetectorFeedbackPublic(BaseModel):
+    """How operators judged one detector's alerts (the latest mark of each alert counts)."""
+
+    detector: str
+    alerts: int
+    marked: int
+    marked_true: int
+    marked_false: int
+    #: marked_true / marked; null before any alert of the detector was marked.
+    precision: float | None

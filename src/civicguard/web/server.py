@@ -108,6 +108,7 @@ def serve_platform(settings: Settings) -> None:
             print(f"(also in {Path(settings.data_dir) / INITIAL_PASSWORD_FILE}; shown once)")
         _load_streets(platform, settings)
         platform.start_processing()
+        platform.start_retention()
         if settings.mqtt_host:
             from civicguard.ingest.mqtt import MqttIngest
 

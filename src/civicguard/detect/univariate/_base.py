@@ -98,19 +98,26 @@ class UnivariateDetector(SlotState):
         values = np.asarray(values, dtype=np.float64)
         ts = np.asarray(ts, dtype=np.float64)
         scores = np.zeros(values.shape[0], dtype=np.float64)
+        for at in self.steps(slots):
+            scores[at] = self.to_score(self.surprise(slots[at], values[at], ts[at]))
+        return scores
+
+    def steps(self, slots: IndexArray) -> list[IndexArray | slice]:
+        """Positions of ``slots`` in vector steps of distinct slots, in order; reserves them.
+
+        The first step holds each slot's first point, the second its second, and so on.
+        """
         if slots.size == 0:
-            return scores
+            return []
         self.reserve(int(slots.max()) + 1)
         if np.unique(slots).size == slots.size:
-            scores[:] = self.to_score(self.surprise(slots, values, ts))
-            return scores
+            return [slice(None)]
         order = np.argsort(slots, kind="stable")
         rank = np.empty_like(order)
         rank[order] = rank_in_group(slots[order])
-        for r in range(int(rank.max()) + 1):
-            at = np.flatnonzero(rank == r)
-            scores[at] = self.to_score(self.surprise(slots[at], values[at], ts[at]))
-        return scores
+        by_rank = np.argsort(rank, kind="stable")
+        bounds = np.searchsorted(rank[by_rank], np.arange(1, int(rank.max()) + 1))
+        return list(np.split(by_rank, bounds))
 
     def to_score(self, surprise: FloatArray) -> FloatArray:
         """This detector's surprise as an anomaly score in [0, 1]."""

@@ -22,6 +22,12 @@ def command_centre() -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
 
+@router.get("/dpo", include_in_schema=False)
+def dpo_page() -> FileResponse:
+    """The data protection officer's page (signs in like the command centre)."""
+    return FileResponse(STATIC / "dpo.html", headers={"Cache-Control": "no-store"})
+
+
 @router.get("/api/v1/health", tags=["ops"])
 def health(platform: PlatformDep) -> dict[str, str]:
     """Liveness: the process answers and knows its catalog."""

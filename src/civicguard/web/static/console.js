@@ -228,13 +228,34 @@ function drawMarkers() {
 
 // ---- alerts and incidents -----------------------------------------------------------------
 
+function canMark() { return ["operator", "analyst"].includes(state.me?.role); }
+
+// An operator's verdict on an alert, kept for tuning the detector that raised it.
+async function markAlert(alert, verdict, status) {
+  status.textContent = "…";
+  try {
+    await api(`/alerts/${encodeURIComponent(alert.id)}/mark`, { method: "POST", body: JSON.stringify({ verdict }) });
+    alert.marked = verdict;
+    status.textContent = verdict === "true" ? "marked real" : "marked false alarm";
+  } catch (error) {
+    status.textContent = `not marked: ${error.message}`;
+  }
+}
+
 function alertItem(alert, fresh) {
+  const status = el("span", { class: "mark-status" }, alert.marked ? `marked ${alert.marked}` : "");
+  const marks = canMark() ? el("div", { class: "marks" },
+    el("button", { type: "button", class: "mark", "data-verdict": "true", onclick: () => markAlert(alert, "true", status) }, "True"),
+    el("button", { type: "button", class: "mark", "data-verdict": "false", onclick: () => markAlert(alert, "false", status) }, "False"),
+    status) : null;
   return el("li", { class: `sev-${alert.severity}${fresh ? " fresh" : ""}`, "data-alert": alert.id },
     el("div", { class: "row" },
       el("span", { class: "title" }, alert.title),
       el("span", { class: `badge ${alert.severity}` }, alert.severity)),
+    alert.explanation ? el("div", { class: "explanation" }, alert.explanation) : null,
     el("div", { class: "meta" },
-      `${when(alert.created_at)} · ${alert.stream} · ${alert.device_id || "—"} · ${alert.detector}`));
+      `${when(alert.created_at)} · ${alert.stream} · ${alert.device_id || "—"} · ${alert.detector}`),
+    marks);
 }
 
 function renderAlerts(freshId) {

@@ -1,0 +1,329 @@
+"""The SQL of the citizens package: consents, receipts, subjects, subject requests, reports.
+
+Like ``store.repositories`` (the rest of the platform's SQL), each class writes and reads one
+kind of record. Subjects appear only as handles; sealed columns hold AES-GCM ciphertext.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select, union, update
+
+from civicguard.store import schema
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentSpan:
+    """One purpose consented to, from ``granted_at`` until ``withdrawn_at`` (None: still)."""
+
+    purpose: str
+    granted_at: float
+    withdrawn_at: float | None
+
+    def covers(self, ts: float, received_at: float) -> bool:
+        """True if a reading taken at ``ts`` and received at ``received_at`` falls under it."""
+        if self.granted_at > ts:
+            return False
+        end = self.withdrawn_at
+        return end is None or (ts < end and received_at < end)
+
+
+class ConsentRepository:
+    """Consent spans and the receipts that record each grant and withdrawal."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def grant(
+        self, subject: str, stream: str, purposes: Sequence[str], at: float, receipt: str
+    ) -> list[str]:
+        """Open a span for each purpose not already consented to; return those purposes."""
+        t = schema.consents
+        with self._engine.begin() as conn:
+            open_now = set(
+                conn.execute(
+                    select(t.c.purpose).where(
+                        t.c.subject == subject, t.c.stream == stream, t.c.withdrawn_at.is_(None)
+                    )
+                ).scalars()
+            )
+            new = [p for p in purposes if p not in open_now]
+            if new:
+                conn.execute(
+                    insert(t),
+                    [
+                        {
+                            "subject": subject,
+                            "stream": stream,
+                            "purpose": p,
+                            "granted_at": at,
+                            "grant_receipt": receipt,
+                        }
+                        for p in new
+                    ],
+                )
+            return new
+
+    def withdraw(
+        self, subject: str, stream: str, purposes: Sequence[str] | None, at: float, receipt: str
+    ) -> list[str]:
+        """Close the open spans of ``purposes`` (None: all); return the purposes closed."""
+        t = schema.consents
+        where = [t.c.subject == subject, t.c.stream == stream, t.c.withdrawn_at.is_(None)]
+        if purposes is not None:
+            where.append(t.c.purpose.in_(list(purposes)))
+        with self._engine.begin() as conn:
+            closed = sorted(set(conn.execute(select(t.c.purpose).where(*where)).scalars()))
+            if closed:
+                conn.execute(
+                    update(t).where(*where).values(withdrawn_at=at, withdraw_receipt=receipt)
+                )
+            return closed
+
+    def spans(self, subjects: Iterable[str], stream: str) -> dict[str, list[ConsentSpan]]:
+        """Every span of ``subjects`` for ``stream``, in one query."""
+        wanted = list(set(subjects))
+        out: dict[str, list[ConsentSpan]] = {s: [] for s in wanted}
+        if not wanted:
+            return out
+        t = schema.consents
+        q = select(t.c.subject, t.c.purpose, t.c.granted_at, t.c.withdrawn_at).where(
+            t.c.stream == stream, t.c.subject.in_(wanted)
+        )
+        with self._engine.connect() as conn:
+            for subject, purpose, granted, withdrawn in conn.execute(q):
+                out[subject].append(ConsentSpan(purpose, granted, withdrawn))
+        return out
+
+    def of_subject(self, subject: str) -> list[dict[str, Any]]:
+        """Every consent span of ``subject``, oldest first."""
+        t = schema.consents
+        q = select(t).where(t.c.subject == subject).order_by(t.c.granted_at, t.c.id)
+        with self._engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def add_receipt(
+        self, receipt_id: str, subject: str, stream: str, action: str, at: float, sealed: bytes
+    ) -> None:
+        """Keep the sealed record copy of a receipt."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(schema.consent_receipts).values(
+                    id=receipt_id,
+                    subject=subject,
+                    stream=stream,
+                    action=action,
+                    issued_at=at,
+                    document_sealed=sealed,
+                )
+            )
+
+    def receipts(self, subject: str) -> list[dict[str, Any]]:
+        """The receipts of ``subject`` (sealed), oldest first."""
+        t = schema.consent_receipts
+        q = select(t).where(t.c.subject == subject).order_by(t.c.issued_at, t.c.id)
+        with self._engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def delete_withdrawn(self, before: float) -> int:
+        """Delete consent spans withdrawn before ``before``; spans still in force stay."""
+        t = schema.consents
+        with self._engine.begin() as conn:
+            return int(
+                conn.execute(
+                    delete(t).where(t.c.withdrawn_at.is_not(None), t.c.withdrawn_at < before)
+                ).rowcount
+            )
+
+    def delete_unbacked_receipts(self, before: float) -> int:
+        """Delete receipts issued before ``before`` that no remaining consent span names."""
+        r, c = schema.consent_receipts, schema.consents
+        named = union(
+            select(c.c.grant_receipt),
+            select(c.c.withdraw_receipt).where(c.c.withdraw_receipt.is_not(None)),
+        )
+        with self._engine.begin() as conn:
+            return int(
+                conn.execute(
+                    delete(r).where(r.c.issued_at < before, r.c.id.not_in(named))
+                ).rowcount
+            )
+
+    def delete_subject(self, subject: str) -> int:
+        """Delete every consent span and receipt of ``subject``; return the rows removed."""
+        with self._engine.begin() as conn:
+            n = conn.execute(
+                delete(schema.consents).where(schema.consents.c.subject == subject)
+            ).rowcount
+            n += conn.execute(
+                delete(schema.consent_receipts).where(schema.consent_receipts.c.subject == subject)
+            ).rowcount
+            return int(n)
+
+
+class SubjectRepository:
+    """Subjects known by handle, and when each was erased."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def ensure(self, handle: str, at: float) -> None:
+        """Record ``handle`` if it is new (a subject erased before starts over)."""
+        t = schema.subjects
+        with self._engine.begin() as conn:
+            row = conn.execute(select(t.c.erased_at).where(t.c.handle == handle)).first()
+            if row is None:
+                conn.execute(insert(t).values(handle=handle, first_seen=at))
+            elif row[0] is not None:
+                conn.execute(
+                    update(t).where(t.c.handle == handle).values(first_seen=at, erased_at=None)
+                )
+
+    def mark_erased(self, handle: str, at: float) -> None:
+        """Record that ``handle``'s key was destroyed at ``at``."""
+        t = schema.subjects
+        with self._engine.begin() as conn:
+            done = conn.execute(update(t).where(t.c.handle == handle).values(erased_at=at))
+            if not done.rowcount:
+                conn.execute(insert(t).values(handle=handle, first_seen=at, erased_at=at))
+
+    def counts(self) -> dict[str, int]:
+        """How many subjects are known, and how many of them were erased."""
+        t = schema.subjects
+        q = select(func.count(), func.count(t.c.erased_at))
+        with self._engine.connect() as conn:
+            known, erased = conn.execute(q).one()
+        return {"known": int(known), "erased": int(erased)}
+
+    def delete_erased(self, before: float) -> int:
+        """Forget subjects erased before ``before`` (the record of the erasure goes too)."""
+        t = schema.subjects
+        with self._engine.begin() as conn:
+            return int(
+                conn.execute(
+                    delete(t).where(t.c.erased_at.is_not(None), t.c.erased_at < before)
+                ).rowcount
+            )
+
+    def get(self, handle: str) -> dict[str, Any] | None:
+        """The subject's record, if any."""
+        t = schema.subjects
+        with self._engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.handle == handle)).mappings().first()
+            return dict(row) if row else None
+
+
+class RequestRepository:
+    """Subject requests (export, erasure) and their status."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Store a new request."""
+        with self._engine.begin() as conn:
+            conn.execute(insert(schema.subject_requests).values(**row))
+
+    def finish(self, request_id: str, at: float, by: str) -> bool:
+        """Mark a pending request done; False if there is no such pending request."""
+        t = schema.subject_requests
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(t)
+                .where(t.c.id == request_id, t.c.status == "pending")
+                .values(status="done", done_at=at, done_by=by, citizen_sealed=None)
+            )
+            return bool(result.rowcount)
+
+    def forget_citizen(self, subject: str) -> int:
+        """Drop the sealed citizen id of every request of ``subject``; return how many."""
+        t = schema.subject_requests
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(t)
+                .where(t.c.subject == subject, t.c.citizen_sealed.is_not(None))
+                .values(citizen_sealed=None)
+            )
+            return int(result.rowcount)
+
+    def delete_done(self, before: float) -> int:
+        """Delete requests done before ``before``; pending ones always stay."""
+        t = schema.subject_requests
+        with self._engine.begin() as conn:
+            return int(
+                conn.execute(
+                    delete(t).where(
+                        t.c.status == "done", t.c.done_at.is_not(None), t.c.done_at < before
+                    )
+                ).rowcount
+            )
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        """The request with ``request_id``, if any."""
+        t = schema.subject_requests
+        with self._engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.id == request_id)).mappings().first()
+            return dict(row) if row else None
+
+    def query(
+        self, *, status: str | None = None, subject: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Requests, oldest first (the order a DPO works through them)."""
+        t = schema.subject_requests
+        q = select(t).order_by(t.c.requested_at, t.c.id).limit(limit)
+        if status is not None:
+            q = q.where(t.c.status == status)
+        if subject is not None:
+            q = q.where(t.c.subject == subject)
+        with self._engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+
+class ReportRepository:
+    """Citizen reports after scrubbing."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Store a new report."""
+        with self._engine.begin() as conn:
+            conn.execute(insert(schema.citizen_reports).values(**row))
+
+    def query(
+        self, *, since: float | None = None, subject: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Reports, newest first."""
+        t = schema.citizen_reports
+        q = select(t).order_by(t.c.received_at.desc(), t.c.id).limit(limit)
+        if since is not None:
+            q = q.where(t.c.received_at >= since)
+        if subject is not None:
+            q = q.where(t.c.subject == subject)
+        with self._engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def delete_older(self, before: float) -> int:
+        """Delete reports received before ``before``; return how many."""
+        t = schema.citizen_reports
+        with self._engine.begin() as conn:
+            return int(conn.execute(delete(t).where(t.c.received_at < before)).rowcount)
+
+    def delete_subject(self, subject: str) -> int:
+        """Delete the reports ``subject`` filed; return how many."""
+        t = schema.citizen_reports
+        with self._engine.begin() as conn:
+            return int(conn.execute(delete(t).where(t.c.subject == subject)).rowcount)
+
+
+class CitizenRecords:
+    """Every repository of the citizens package over one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.consents = ConsentRepository(engine)
+        self.subjects = SubjectRepository(engine)
+        self.requests = RequestRepository(engine)
+        self.reports = ReportRepository(engine)

@@ -1,0 +1,554 @@
+"""The univariate ensemble in the live pipeline, on short averages of each device's fields.
+
+Every (device, numeric field) is one stream of a :class:`~civicguard.detect.univariate.Ensemble`.
+Readings are averaged over windows of ``window_s`` seconds of reading time; each closed window
+is one point of its stream. Closed windows wait in a buffer and are scored together, so that a
+device uploading hundreds of buffered readings at once costs a few wide vector steps, not
+hundreds of narrow ones. The same scoring runs in batch over a stored series
+(:func:`score_series`), window for window as live.
+
+This complements :class:`~civicguard.detect.anomaly.StreamingAnomalyDetector`, which judges
+every reading against a moving baseline within seconds: the ensemble answers later (a window
+plus the buffer's delay) but sees what a single z-score cannot: a break of the daily profile,
+a persistent small shift, a changed spread, a broken rhythm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from civicguard.catalog.model import Catalog, FieldSpec, FieldType
+from civicguard.detect._support import (
+    Episodes,
+    FloatArray,
+    IndexArray,
+    Places,
+    alert,
+    explain,
+    figure,
+    group_ends,
+    group_starts,
+    label,
+    number,
+    quantity,
+)
+from civicguard.detect.base import Detector, SlotIndex
+from civicguard.detect.model import Alert, Severity
+from civicguard.detect.univariate import (
+    ChangePoint,
+    ContextNovelty,
+    Ensemble,
+    EnsembleSettings,
+    RobustZScore,
+    SeasonalProfile,
+    Smoothed,
+    UnivariateDetector,
+)
+from civicguard.ingest.model import Device, ReadingBatch
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatternSettings:
+    """How the live ensemble averages, waits, and how sure it must be to alert."""
+
+    #: Readings of a (device, field) are averaged over windows of this many seconds (at
+    #: one reading a second, 10 s keeps the ensemble's cost near 2.5 us a reading).
+    window_s: float = 10.0
+    #: Windows of a stream scored 0 while the members learn it.
+    warmup: int = 60
+    #: An ensemble score at least this high alerts (0.5: the most surprising window yet)...
+    threshold: float = 0.5
+    #: ...if the most surprised member is at least this many sigmas surprised...
+    min_sigmas: float = 8.0
+    #: ...and the average is off its expected level by this share of the field's normal band
+    #: (or range): a stream that sat on one integer for an hour has no spread to measure
+    #: its first wobble against, so its surprise says nothing by itself.
+    material_share: float = 0.05
+    #: A stream that stays clear this many windows may alert again.
+    rearm_windows: float = 12.0
+    #: Closed windows are scored once this many wait...
+    max_pending: int = 20_000
+    #: ...or once the oldest has waited this many seconds.
+    max_delay_s: float = 5.0
+    #: The contextual member's table of contexts per stream: ``2 ** context_bits`` bytes.
+    context_bits: int = 12
+    #: Windows of history behind the contextual member's anomaly likelihood.
+    likelihood_window: int = 720
+
+
+#: Surprises are quoted up to this many sigmas: beyond, the number says nothing more.
+MAX_SIGMAS = 100.0
+
+#: What each member's surprise means, in an operator's words.
+MEANINGS: dict[str, str] = {
+    "robust_zscore": "far from its recent level",
+    "seasonal": "unusual for this time of day",
+    "change_point": "a sustained shift of level",
+    "context": "a break in its usual sequence of levels",
+}
+
+
+def meaning(member: str) -> str:
+    """A member's name as an explanation says it.
+
+    >>> meaning("smoothed_seasonal")
+    'unusual for this time of day, over several windows'
+    """
+    if member.startswith("smoothed_"):
+        return f"{meaning(member.removeprefix('smoothed_'))}, over several windows"
+    return MEANINGS.get(member, member.replace("_", " "))
+
+
+def live_members(settings: PatternSettings) -> list[UnivariateDetector]:
+    """The default ensemble's members for live streams, sized for thousands of streams.
+
+    The relative-entropy member is left out: its chi-square scale assumes independent
+    points, and the averages of a smooth daily curve are anything but, so on city streams it
+    reads 6 sigmas on a normal day. The contextual table is ``2 ** context_bits`` bytes.
+    """
+    pointwise: list[UnivariateDetector] = [RobustZScore(), SeasonalProfile(), ChangePoint()]
+    smoothed: list[UnivariateDetector] = [
+        Smoothed(member, 10) for member in (RobustZScore(), SeasonalProfile(), ChangePoint())
+    ]
+    context = Smoothed(ContextNovelty(table_bits=settings.context_bits), 20, scale=10.0)
+    return [*pointwise, *smoothed, context]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowVerdicts:
+    """Scored windows: where, when, their mean, and what the ensemble made of them."""
+
+    slots: IndexArray
+    #: End of each window (Unix seconds) and how many readings it averaged.
+    ts: FloatArray
+    count: FloatArray
+    #: The last sequence number among the window's readings.
+    seq: FloatArray
+    values: FloatArray
+    scores: FloatArray
+    surprises: FloatArray
+    contributions: FloatArray
+    expected: FloatArray
+    spread: FloatArray
+    #: True where the window is an alarm: score and surprise over the settings' bars.
+    alarm: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return int(self.slots.size)
+
+
+def _empty_verdicts(members: int) -> WindowVerdicts:
+    nothing = np.zeros(0)
+    return WindowVerdicts(
+        slots=np.zeros(0, dtype=np.intp),
+        ts=nothing,
+        count=nothing,
+        seq=nothing,
+        values=nothing,
+        scores=nothing,
+        surprises=np.zeros((0, members)),
+        contributions=np.zeros((0, members)),
+        expected=nothing,
+        spread=nothing,
+        alarm=np.zeros(0, dtype=np.bool_),
+    )
+
+
+@dataclass(kw_only=True)
+class _Pending:
+    """Closed windows waiting to be scored, as lists of arrays joined at scoring time."""
+
+    parts: list[tuple[IndexArray, FloatArray, FloatArray, FloatArray, FloatArray]] = field(
+        default_factory=list
+    )
+    size: int = 0
+    since: float | None = None
+
+
+class WindowedEnsemble:
+    """Averages points per slot over fixed windows and scores closed windows in bulk.
+
+    Slots are small integers (one per device and field); a point later than its slot's open
+    window closes it; a point earlier than the open window (a late reading) is counted in
+    it, so nothing is learned out of order. ``material`` is the smallest change of level
+    worth an alarm, per field, for slot ``device * len(material) + field``.
+
+    >>> windows = WindowedEnsemble(PatternSettings(window_s=10.0, warmup=5))
+    >>> _ = windows.add(np.array([0, 0, 0]), np.array([1.0, 4.0, 12.0]), np.array([2.0, 4.0, 6.0]))
+    >>> verdicts = windows.score()
+    >>> verdicts.ts.tolist(), verdicts.values.tolist(), verdicts.count.tolist()
+    ([10.0], [3.0], [2.0])
+    """
+
+    def __init__(
+        self, settings: PatternSettings | None = None, material: FloatArray | None = None
+    ) -> None:
+        self.settings = settings or PatternSettings()
+        self.material = np.zeros(1) if material is None else np.asarray(material, dtype=float)
+        self.ensemble = Ensemble(
+            EnsembleSettings(
+                warmup=self.settings.warmup,
+                likelihood_window=self.settings.likelihood_window,
+                # Episodes keep alerts to one per event; the ensemble need not go quiet.
+                quiet_points=0,
+            ),
+            live_members(self.settings),
+        )
+        self.member_names = tuple(m.name for m in self.ensemble.members)
+        self._open = np.zeros(0)
+        self._sum = np.zeros(0)
+        self._count = np.zeros(0)
+        self._seq = np.zeros(0)
+        self._pending = _Pending()
+
+    @property
+    def pending(self) -> int:
+        """Closed windows waiting to be scored."""
+        return self._pending.size
+
+    def _reserve(self, size: int) -> None:
+        if self._open.shape[0] >= size:
+            return
+        extra = max(size, 2 * self._open.shape[0], 16) - self._open.shape[0]
+        self._open = np.concatenate([self._open, np.full(extra, np.nan)])
+        self._sum = np.concatenate([self._sum, np.zeros(extra)])
+        self._count = np.concatenate([self._count, np.zeros(extra)])
+        self._seq = np.concatenate([self._seq, np.full(extra, np.nan)])
+
+    def add(
+        self,
+        slots: IndexArray,
+        ts: FloatArray,
+        values: FloatArray,
+        seq: FloatArray | None = None,
+        now: float = 0.0,
+    ) -> int:
+        """Fold points into their slots' windows; returns how many windows they closed.
+
+        Non-finite values are skipped. ``now`` (wall clock) starts the buffer's delay.
+        """
+        keep = np.isfinite(values) & np.isfinite(ts)
+        slots, ts, values = slots[keep], ts[keep], values[keep]
+        seq = np.full(slots.size, np.nan) if seq is None else seq[keep].astype(np.float64)
+        if slots.size == 0:
+            return 0
+        self._reserve(int(slots.max()) + 1)
+        window = np.floor(ts / self.settings.window_s)
+        current = self._open[slots]
+        window = np.where(np.isnan(current) | (window >= current), window, current)
+        order = np.lexsort((window, slots))
+        s, w = slots[order], window[order]
+        starts = np.flatnonzero(group_starts(s) | np.r_[True, w[1:] != w[:-1]])
+        g_slot, g_window = s[starts], w[starts]
+        g_sum = np.add.reduceat(values[order], starts)
+        g_count = np.add.reduceat(np.ones(s.size), starts)
+        g_seq = np.fmax.reduceat(seq[order], starts)
+        # A group in a slot's open window takes over what that window had gathered so far.
+        same = g_window == self._open[g_slot]
+        g_sum[same] += self._sum[g_slot[same]]
+        g_count[same] += self._count[g_slot[same]]
+        g_seq[same] = np.fmax(g_seq[same], self._seq[g_slot[same]])
+        # Open windows that no group continues close as they stand, before any newer one.
+        touched = np.unique(g_slot)
+        continued = np.unique(g_slot[same])
+        ended = np.setdiff1d(touched, continued)
+        ended = ended[self._count[ended] > 0]
+        last = group_ends(g_slot)
+        closing = ~last
+        parts = (
+            np.concatenate([ended, g_slot[closing]]),
+            np.concatenate([self._open[ended], g_window[closing]]),
+            np.concatenate([self._sum[ended], g_sum[closing]]),
+            np.concatenate([self._count[ended], g_count[closing]]),
+            np.concatenate([self._seq[ended], g_seq[closing]]),
+        )
+        open_slots = g_slot[last]
+        self._open[open_slots] = g_window[last]
+        self._sum[open_slots] = g_sum[last]
+        self._count[open_slots] = g_count[last]
+        self._seq[open_slots] = g_seq[last]
+        closed = int(parts[0].size)
+        if closed:
+            self._pending.parts.append(parts)
+            self._pending.size += closed
+            if self._pending.since is None:
+                self._pending.since = now
+        return closed
+
+    def close(self, now: float = 0.0) -> int:
+        """Close every open window (the end of a stored series); returns how many closed."""
+        slots = np.flatnonzero(self._count > 0)
+        if slots.size:
+            parts = (
+                slots,
+                self._open[slots],
+                self._sum[slots],
+                self._count[slots],
+                self._seq[slots],
+            )
+            self._pending.parts.append(parts)
+            self._pending.size += int(slots.size)
+            if self._pending.since is None:
+                self._pending.since = now
+            # The next point of these slots opens a later window, never this one again.
+            self._sum[slots] = 0.0
+            self._count[slots] = 0.0
+            self._seq[slots] = np.nan
+        return int(slots.size)
+
+    def due(self, now: float) -> bool:
+        """Whether the buffer should be scored now: full enough, or waited long enough."""
+        pending = self._pending
+        if pending.size == 0 or pending.since is None:
+            return False
+        return (
+            pending.size >= self.settings.max_pending
+            or now - pending.since >= self.settings.max_delay_s
+        )
+
+    def score(self) -> WindowVerdicts:
+        """Score and learn every waiting window, each slot's in time order."""
+        pending = self._pending
+        self._pending = _Pending()
+        if pending.size == 0:
+            return _empty_verdicts(len(self.member_names))
+        joined = [np.concatenate(column) for column in zip(*pending.parts, strict=True)]
+        window, total, count, seq = joined[1:]
+        slots = joined[0].astype(np.intp)
+        means = total / count
+        ends = (window + 1.0) * self.settings.window_s
+        verdict = self.ensemble.assess(slots, means, ends)
+        change = np.abs(means - verdict.expected)
+        alarm = (
+            (verdict.scores >= self.settings.threshold)
+            & (verdict.surprises.max(axis=1, initial=0.0) >= self.settings.min_sigmas)
+            & (change >= self.material[slots % self.material.size])
+        )
+        return WindowVerdicts(
+            slots=slots,
+            ts=ends,
+            count=count,
+            seq=seq,
+            values=means,
+            scores=verdict.scores,
+            surprises=verdict.surprises,
+            contributions=verdict.contributions,
+            expected=verdict.expected,
+            spread=verdict.spread,
+            alarm=alarm,
+        )
+
+
+def score_series(
+    ts: FloatArray, values: FloatArray, settings: PatternSettings | None = None
+) -> WindowVerdicts:
+    """Score a whole stored series of one device's field in batch, as the live detector would.
+
+    ``ts`` (Unix seconds) and ``values`` in any order; they are taken in time order, and the
+    open window at the end is scored as if it had closed.
+
+    >>> rng = np.random.default_rng(2)
+    >>> ts = np.arange(3000.0)
+    >>> values = 20.0 + rng.normal(0.0, 0.5, ts.size)
+    >>> values[2500:] += 6.0
+    >>> verdicts = score_series(ts, values)
+    >>> alarms = verdicts.ts[verdicts.alarm]
+    >>> bool(alarms.size > 0 and alarms.min() >= 2500.0 and alarms.min() <= 2520.0)
+    True
+    """
+    settings = settings or PatternSettings()
+    order = np.argsort(ts, kind="stable")
+    windows = WindowedEnsemble(settings)
+    windows.add(
+        np.zeros(order.size, dtype=np.intp),
+        np.asarray(ts, dtype=np.float64)[order],
+        np.asarray(values, dtype=np.float64)[order],
+    )
+    windows.close()
+    return windows.score()
+
+
+def _material(spec: FieldSpec, share: float) -> float:
+    """The smallest change of a field's level worth an alarm: a share of its band.
+
+    Whole numbers (counts, lanes) step by one, so a step of less than one is never material.
+    """
+    band = spec.normal or spec.range
+    change = share * (band[1] - band[0]) if band else 0.0
+    return max(change, 1.0) if spec.type is FieldType.INTEGER else change
+
+
+@dataclass(kw_only=True)
+class _StreamState:
+    specs: tuple[FieldSpec, ...]
+    columns: tuple[str, ...]
+    windows: WindowedEnsemble
+    episodes: Episodes
+    devices: SlotIndex = field(default_factory=SlotIndex)
+
+
+class PatternAnomalyDetector(Detector):
+    """The univariate ensemble per (device, numeric field), on windowed averages.
+
+    Alerts once per episode when a window is the most surprising its stream has shown
+    (ensemble score at least ``threshold``) and its most surprised member is at least
+    ``min_sigmas`` surprised; the evidence names every member's part.
+    """
+
+    name = "pattern_anomaly"
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        device: Callable[[str], Device | None],
+        settings: PatternSettings | None = None,
+    ) -> None:
+        self.settings = settings or PatternSettings()
+        self._places = Places(catalog, device)
+        self._states: dict[str, _StreamState] = {}
+        rearm_s = self.settings.rearm_windows * self.settings.window_s
+        for stream in catalog.streams:
+            specs = tuple(f for f in stream.numeric_fields if f.type is not FieldType.BOOLEAN)
+            if not specs:
+                continue
+            material = np.array([_material(f, self.settings.material_share) for f in specs])
+            self._states[stream.name] = _StreamState(
+                specs=specs,
+                columns=tuple(f.name for f in specs),
+                windows=WindowedEnsemble(self.settings, material),
+                episodes=Episodes(conditions=len(specs), rearm_s=rearm_s),
+            )
+
+    def process(self, batch: ReadingBatch, now: float) -> list[Alert]:
+        """Fold the batch into its windows; score the stream's closed windows when due."""
+        state = self._states.get(batch.stream)
+        if state is None:
+            return []
+        if len(batch):
+            k = len(state.columns)
+            devices = state.devices.lookup(batch.device_ids)
+            values = np.full((len(batch), k), np.nan)
+            for j, name in enumerate(state.columns):
+                if name in batch.fields:
+                    values[:, j] = batch.values[:, batch.fields.index(name)]
+            slots = (devices[:, None] * k + np.arange(k)).ravel()
+            state.windows.add(
+                slots,
+                np.repeat(batch.ts, k),
+                values.ravel(),
+                np.repeat(batch.seq.astype(np.float64), k),
+                now,
+            )
+        return self._score(batch.stream, state, now) if state.windows.due(now) else []
+
+    def tick(self, now: float) -> list[Alert]:
+        """Score every stream whose closed windows have waited long enough."""
+        alerts: list[Alert] = []
+        for stream, state in self._states.items():
+            if state.windows.due(now):
+                alerts.extend(self._score(stream, state, now))
+        return alerts
+
+    def _score(self, stream: str, state: _StreamState, now: float) -> list[Alert]:
+        verdicts = state.windows.score()
+        flagged = np.flatnonzero(verdicts.alarm)
+        if flagged.size == 0:
+            return []
+        k = len(state.columns)
+        slots = verdicts.slots[flagged]
+        fresh = state.episodes.open(slots // k, slots % k, verdicts.ts[flagged])
+        return [
+            self._alert(stream, state, verdicts, int(i), now) for i in flagged[fresh].tolist()
+        ]
+
+    def _alert(
+        self, stream: str, state: _StreamState, verdicts: WindowVerdicts, i: int, now: float
+    ) -> Alert:
+        k = len(state.columns)
+        slot = int(verdicts.slots[i])
+        device_id = state.devices.ids[slot // k]
+        spec = state.specs[slot % k]
+        place = self._places.of(stream, device_id)
+        value, expected = float(verdicts.values[i]), float(verdicts.expected[i])
+        spread = float(verdicts.spread[i])
+        window_s = self.settings.window_s
+        members = {
+            name: {
+                "sigmas": number(min(verdicts.surprises[i, m], MAX_SIGMAS)),
+                "share_of_record": number(verdicts.contributions[i, m]),
+            }
+            for m, name in enumerate(state.windows.member_names)
+        }
+        leaders = np.argsort(-verdicts.contributions[i])[:2]
+        names = state.windows.member_names
+        seq = number(verdicts.seq[i])
+        direction = "high" if value > expected else "low"
+        title = (
+            f"Unusual pattern: {direction} {label(spec).lower()} {quantity(value, spec)} at "
+            f"{place.name} (expected about {quantity(expected, spec)}; "
+            f"{meaning(names[int(leaders[0])])})"
+        )
+        unit = f" {spec.unit}" if spec.unit else ""
+        end = datetime.fromtimestamp(float(verdicts.ts[i]), UTC).strftime("%H:%M:%S UTC")
+        top = min(float(verdicts.surprises[i].max()), MAX_SIGMAS)
+        explanation = explain(
+            seen=(
+                f"{label(spec)} at {place.name} averaged {figure(value)}{unit} over the "
+                f"{figure(window_s)} s to {end} ({int(verdicts.count[i])} readings)"
+            ),
+            against=(
+                f"against a learned level of about {figure(expected)}{unit} (typical spread "
+                f"{figure(spread, 3)}{unit}); the strongest signs: "
+                + " and ".join(
+                    f"{meaning(names[int(m)])} "
+                    f"({figure(min(float(verdicts.surprises[i, m]), MAX_SIGMAS), 1)} "
+                    "sigmas)"
+                    for m in leaders
+                )
+            ),
+            sure=(
+                f"Fairly sure: the most unusual window this {spec.name.replace('_', ' ')} "
+                f"has shown since learning began, {figure(top, 1)} sigmas for its most "
+                "surprised test, but a learned pattern can miss a legitimate change"
+            ),
+            detector=self.name,
+            score=float(verdicts.scores[i]),
+        )
+        return alert(
+            detector=self.name,
+            kind="pattern_anomaly",
+            severity=Severity.MEDIUM,
+            title=title,
+            explanation=explanation,
+            stream=stream,
+            device_id=device_id,
+            place=place,
+            ts=float(verdicts.ts[i]),
+            now=now,
+            evidence={
+                "field": spec.name,
+                "unit": spec.unit,
+                "window_s": window_s,
+                "value": number(value),
+                "baseline_mean": number(expected),
+                "baseline_scale": number(spread),
+                "score": number(verdicts.scores[i]),
+                "threshold": self.settings.threshold,
+                "min_sigmas": self.settings.min_sigmas,
+                "members": members,
+                "readings": [
+                    {
+                        "seq": int(seq) if seq is not None else None,
+                        "ts": float(verdicts.ts[i]),
+                        "count": int(verdicts.count[i]),
+                        "values": {spec.name: number(value)},
+                    }
+                ],
+            },
+        )
+

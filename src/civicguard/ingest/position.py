@@ -1,0 +1,95 @@
+"""Where a device says it is: the optional ``position`` of a reading's envelope.
+
+A device with a GNSS receiver may add ``"position": {"lat": 21.88, "lon": -102.29}`` to a
+reading. The position is the device's own, not a reading's subject's (a reading's place, for
+streams whose readings carry one, is the catalog's ``location`` fields, which the privacy
+gateway turns into a cell). Positions travel beside the batch (``ReadingBatch.positions``) so
+that the wrong-place detector can compare them with the registered site. Readings of personal
+streams keep no position finer than their H3 cell: a device on such a stream may be carried by
+a person (a phone running the city's app), so its position is cut to the centre of its cell
+at the stream's resolution before it leaves ingest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import h3
+import numpy as np
+
+from civicguard.catalog.model import Catalog, Category
+from civicguard.ingest.model import FloatArray, ReadingBatch, Reason
+
+#: Mean radius of the Earth (IUGG), metres.
+EARTH_RADIUS_M = 6_371_008.8
+
+
+def parse_position(value: object) -> tuple[float, float] | tuple[Reason, str]:
+    """(lat, lon) from an envelope ``position``, or (reason, detail) saying what is wrong.
+
+    >>> parse_position({"lat": 21.88, "lon": -102.29})
+    (21.88, -102.29)
+    >>> parse_position({"lat": 95, "lon": 0})[1]
+    'position.lat: 95 is outside [-90, 90]'
+    """
+    if not isinstance(value, dict) or value.keys() != {"lat", "lon"}:
+        return Reason.WRONG_TYPE, 'position: expected {"lat": <degrees>, "lon": <degrees>}'
+    out = []
+    for name, limit in (("lat", 90.0), ("lon", 180.0)):
+        v = value[name]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            return Reason.WRONG_TYPE, f"position.{name}: expected a finite number of degrees"
+        if not -limit <= v <= limit:
+            return Reason.OUT_OF_RANGE, f"position.{name}: {v:g} is outside [{-limit:g}, {limit:g}]"
+        out.append(float(v))
+    return out[0], out[1]
+
+
+def distance_m(
+    lat1: FloatArray | float, lon1: FloatArray | float, lat2: FloatArray | float,
+    lon2: FloatArray | float,
+) -> FloatArray:
+    """Great-circle distance in metres (haversine), element-wise.
+
+    >>> round(float(distance_m(21.88, -102.29, 21.89, -102.29)))
+    1112
+    """
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dlat = p2 - p1
+    dlon = np.radians(np.asarray(lon2) - np.asarray(lon1))
+    a = np.sin(dlat / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlon / 2) ** 2
+    return np.asarray(2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
+
+
+def generalise(positions: FloatArray, resolution: int) -> FloatArray:
+    """Each position moved to the centre of its H3 cell at ``resolution`` (NaN rows stay)."""
+    out = np.full_like(positions, np.nan)
+    for i in np.flatnonzero(~np.isnan(positions[:, 0])).tolist():
+        cell = h3.latlng_to_cell(float(positions[i, 0]), float(positions[i, 1]), resolution)
+        out[i] = h3.cell_to_latlng(cell)
+    return out
+
+
+def cell_radius_m(resolution: int) -> float:
+    """The distance from an H3 cell's centre to its corners, on average, at ``resolution``."""
+    # A regular hexagon's circumradius equals its edge length.
+    return float(h3.average_hexagon_edge_length(resolution, unit="m"))
+
+
+def carry(raw: ReadingBatch, protected: ReadingBatch, catalog: Catalog) -> ReadingBatch:
+    """``protected`` with the positions of ``raw``, cut to cells on personal streams.
+
+    The privacy gateway builds protected batches without positions; this puts them back for
+    the rows it kept (matched by sequence number, in case it dropped some).
+    """
+    positions = raw.positions
+    if positions is None or len(protected) == 0:
+        return protected
+    if len(protected) != len(raw) or not np.array_equal(protected.seq, raw.seq):
+        row = {seq: i for i, seq in enumerate(raw.seq.tolist())}
+        positions = positions[[row[seq] for seq in protected.seq.tolist()]]
+    stream = catalog.stream(raw.stream)
+    if stream.category is not Category.NON_PERSONAL:
+        positions = generalise(positions, stream.h3_resolution)
+    return dataclasses.replace(protected, positions=positions)
