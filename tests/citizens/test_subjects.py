@@ -13,12 +13,13 @@ from civicguard.citizens.consent import receipt_context
 from civicguard.citizens.reports import ERASED, report_context
 from civicguard.citizens.vault import SubjectVault, key_name
 from civicguard.clock import ManualClock
+from civicguard.ingest.model import Device
 from civicguard.platform import Platform
 from civicguard.privacy.keys import MemoryKeyStore
 from civicguard.settings import Settings
 from civicguard.store import schema
 
-from .conftest import APP_STREAM, database_bytes
+from .conftest import APP_STREAM, database_bytes, drain, reading, submit
 
 CARMEN, DIEGO = "carmen-4410", "diego-9083"
 REPORT = "The bench at the Jardin de San Marcos is broken, a child was hurt"
@@ -168,3 +169,35 @@ def test_a_subject_erased_and_seen_again_starts_afresh(lived: Platform) -> None:
     assert citizens.consent.valid(CARMEN, APP_STREAM)
     items = citizens.rights.export(CARMEN, by="dpo")["items"]
     assert [i["kind"] for i in items].count("consent_receipt") == 1
+
+
+def test_the_subjects_readings_are_exported_and_erased_with_them(
+    lived: Platform, clock: ManualClock, app_backend: Device
+) -> None:
+    citizens = lived.citizens
+    citizens.consent.grant(CARMEN, APP_STREAM)  # again, after the withdrawal in `lived`
+    now = clock.now()
+    sent = submit(
+        lived,
+        app_backend,
+        [reading(1, now, CARMEN), reading(2, now + 1, DIEGO), reading(3, now + 2, CARMEN)],
+    )
+    assert sent.accepted == 3
+    # A day later the key has rotated: Carmen's next reading carries another pseudonym.
+    clock.advance(86_400)
+    citizens.consent.grant(DIEGO, APP_STREAM)
+    assert submit(lived, app_backend, [reading(4, clock.now(), CARMEN)]).accepted == 1
+    drain(lived)
+    stored = lived.store.readings.query(stream=APP_STREAM)
+    assert len({r["values"]["citizen"] for r in stored}) == 3  # two periods, two people
+
+    items = citizens.rights.export(CARMEN, by="dpo")["items"]
+    readings = [i for i in items if i["kind"] == "reading"]
+    assert sorted(r["data"]["seq"] for r in readings) == [1, 3, 4]
+    assert all(r["purpose"].startswith("public_safety") for r in readings)
+    assert all("2 days" in r["retention"] for r in readings)
+    assert {r["data"]["cell"] for r in readings} == {stored[0]["cell"]}
+
+    erased = citizens.rights.erase(CARMEN, by="dpo")
+    assert erased.rows_deleted >= 3
+    assert [r["seq"] for r in lived.store.readings.query(stream=APP_STREAM)] == [2]

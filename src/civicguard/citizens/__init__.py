@@ -14,6 +14,7 @@ from civicguard.catalog.model import Catalog
 from civicguard.citizens.consent import ConsentError, ConsentRegistry, Issued
 from civicguard.citizens.gate import ConsentGate
 from civicguard.citizens.handles import SubjectIdError, SubjectIndex
+from civicguard.citizens.readings import SubjectReadings
 from civicguard.citizens.receipts import ReceiptError, ReceiptSigner, verify_receipt
 from civicguard.citizens.records import CitizenRecords
 from civicguard.citizens.reports import CitizenReports, ReportError, default_scrub
@@ -75,6 +76,8 @@ class Citizens:
             signer=signer,
             consent=ConsentRegistry(catalog, records.consents, index, vault, signer, clock),
             gate=ConsentGate(catalog, records.consents, index),
-            rights=SubjectRights(catalog, records, index, vault, clock),
+            rights=SubjectRights(
+                catalog, records, index, vault, clock, SubjectReadings(catalog, keys, engine)
+            ),
             reports=CitizenReports(records.reports, index, vault, clock, scrub),
         )

@@ -19,6 +19,7 @@ import orjson
 from civicguard.catalog.model import Catalog
 from civicguard.citizens.consent import receipt_context
 from civicguard.citizens.handles import SubjectIndex
+from civicguard.citizens.readings import SubjectReadings
 from civicguard.citizens.records import CitizenRecords
 from civicguard.citizens.reports import report_context
 from civicguard.citizens.vault import SubjectVault
@@ -95,12 +96,15 @@ class SubjectRights:
         index: SubjectIndex,
         vault: SubjectVault,
         clock: Clock,
+        readings: SubjectReadings | None = None,
     ) -> None:
         self.catalog = catalog
         self.records = records
         self.index = index
         self.vault = vault
         self.clock = clock
+        #: The subject's readings on streams that name their subject; None: not searched.
+        self.readings = readings
 
     def request(self, citizen_id: str, kind: RequestKind, by: str) -> dict[str, Any]:
         """Record a pending request of ``kind`` for the subject; return it (without the id).
@@ -183,6 +187,19 @@ class SubjectRights:
                     },
                 }
             )
+        for reading in self.readings.find(citizen_id) if self.readings else ():
+            stream = self.catalog.stream(reading["stream"])
+            items.append(
+                {
+                    "kind": "reading",
+                    "purpose": "; ".join(
+                        f"{p}: {purposes.get(p, '')}".strip() for p in stream.purposes
+                    ),
+                    "retention": f"{stream.retention_days:g} days from the reading "
+                    f"(catalog stream {stream.name})",
+                    "data": {**reading, "ts": _iso(reading["ts"])},
+                }
+            )
         keep = KEEPING["consent_receipt"]
         for row in self.records.consents.receipts(handle):
             opened = self.vault.open(
@@ -254,7 +271,8 @@ class SubjectRights:
                 raise LookupError(f"no pending erasure request {request_id!r} of this subject")
         # The key goes first: from this instant every sealed copy, backups included, is noise.
         destroyed = self.vault.shred(handle)
-        deleted = self.records.consents.delete_subject(handle)
+        deleted = self.readings.delete(citizen_id) if self.readings else 0
+        deleted += self.records.consents.delete_subject(handle)
         deleted += self.records.reports.delete_subject(handle)
         self.records.requests.forget_citizen(handle)
         rid = self._settle(handle, RequestKind.ERASURE, by, request_id)
