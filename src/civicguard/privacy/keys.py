@@ -8,9 +8,12 @@ its KMS or Vault behind the same :class:`KeyStore` protocol.
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
 import secrets
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -89,18 +92,22 @@ def load_master_key(path: Path) -> bytes:
 
 
 class FileKeyStore:
-    """Keys in one JSON file, each sealed with AES-GCM under the master key."""
+    """Keys in one JSON file, each sealed with AES-GCM under the master key.
+
+    Several processes may share a data directory (``serve``, a ``retention run`` from cron,
+    the CLI): every change takes an exclusive lock on ``<file>.lock``, re-reads the file and
+    writes it back whole, so that no process writes back a key another one destroyed; reads
+    reload the file when it changed on disk.
+    """
 
     def __init__(self, path: Path, master_key: bytes) -> None:
         self._path = path
+        self._lock_path = path.with_name(path.name + ".lock")
         self._aead = AESGCM(master_key)
         self._lock = threading.Lock()
         self._keys: dict[str, bytes] = {}
-        if path.exists():
-            sealed = orjson.loads(path.read_bytes())
-            for name, blob in sealed.items():
-                raw = base64.b64decode(blob)
-                self._keys[name] = self._aead.decrypt(raw[:12], raw[12:], name.encode())
+        self._seen: tuple[int, int, int] | None = None
+        self._reload()
 
     @classmethod
     def in_dir(cls, data_dir: Path) -> FileKeyStore:
@@ -109,6 +116,37 @@ class FileKeyStore:
         keys_dir.mkdir(parents=True, exist_ok=True)
         keys_dir.chmod(0o700)
         return cls(keys_dir / "keys.json", load_master_key(keys_dir / "master.key"))
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            stat = self._path.stat()
+        except FileNotFoundError:
+            return None
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+    def _reload(self) -> None:
+        """Read the file again if it changed since this process last read or wrote it."""
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return
+        keys: dict[str, bytes] = {}
+        if stamp is not None:
+            for name, blob in orjson.loads(self._path.read_bytes()).items():
+                raw = base64.b64decode(blob)
+                keys[name] = self._aead.decrypt(raw[:12], raw[12:], name.encode())
+        self._keys, self._seen = keys, stamp
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """This thread and process alone change the file; the in-memory copy is fresh."""
+        with self._lock:
+            fd = os.open(self._lock_path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._reload()
+                yield
+            finally:
+                os.close(fd)  # closing releases the lock
 
     def _save(self) -> None:
         sealed = {}
@@ -121,11 +159,17 @@ class FileKeyStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(orjson.dumps(sealed))
+            out.flush()
+            os.fsync(out.fileno())
         tmp.replace(self._path)
+        self._seen = self._stamp()
 
     def get_or_create(self, name: str) -> bytes:
         """Return the key called ``name``, creating and persisting it if needed."""
-        with self._lock:
+        key = self.get(name)
+        if key is not None:
+            return key
+        with self._exclusive():
             key = self._keys.get(name)
             if key is None:
                 key = self._keys[name] = secrets.token_bytes(KEY_BYTES)
@@ -133,12 +177,14 @@ class FileKeyStore:
             return key
 
     def get(self, name: str) -> bytes | None:
-        """Return the key called ``name`` if it exists."""
-        return self._keys.get(name)
+        """Return the key called ``name`` if it exists (in this process's latest view)."""
+        with self._lock:
+            self._reload()
+            return self._keys.get(name)
 
     def destroy(self, name: str) -> bool:
         """Destroy the key called ``name`` and persist its absence."""
-        with self._lock:
+        with self._exclusive():
             if self._keys.pop(name, None) is None:
                 return False
             self._save()
@@ -146,7 +192,9 @@ class FileKeyStore:
 
     def names(self) -> list[str]:
         """Names of the keys alive."""
-        return sorted(self._keys)
+        with self._lock:
+            self._reload()
+            return sorted(self._keys)
 
 
 class Sealer:
