@@ -17,7 +17,7 @@ from civicguard.detect.univariate._context import ContextNovelty
 from civicguard.detect.univariate._cusum import ChangePoint
 from civicguard.detect.univariate._ensemble import Ensemble, EnsembleSettings, default_members
 from civicguard.detect.univariate._entropy import RelativeEntropy
-from civicguard.detect.univariate._likelihood import Likelihood
+from civicguard.detect.univariate._likelihood import Likelihood, RunningLikelihood
 from civicguard.detect.univariate._neighbours import WindowNeighbours
 from civicguard.detect.univariate._predictor import LinearPredictor
 from civicguard.detect.univariate._seasonal import SeasonalProfile
@@ -34,6 +34,7 @@ __all__ = [
     "LinearPredictor",
     "RelativeEntropy",
     "RobustZScore",
+    "RunningLikelihood",
     "SeasonalProfile",
     "SlotState",
     "Smoothed",

@@ -11,7 +11,7 @@ from civicguard.detect.univariate._base import FloatArray, IndexArray, Univariat
 from civicguard.detect.univariate._context import ContextNovelty
 from civicguard.detect.univariate._cusum import ChangePoint
 from civicguard.detect.univariate._entropy import RelativeEntropy
-from civicguard.detect.univariate._likelihood import Likelihood
+from civicguard.detect.univariate._likelihood import Likelihood, RunningLikelihood
 from civicguard.detect.univariate._seasonal import SeasonalProfile
 from civicguard.detect.univariate._smoothed import Smoothed
 from civicguard.detect.univariate._zscore import RobustZScore
@@ -39,10 +39,22 @@ class EnsembleSettings:
     likelihood_window: int = 8640
     #: ...which multiplies the combined score by (1 + gain * z) when z sigmas above habit.
     likelihood_gain: float = 0.05
+    #: The member with the largest calibrated surprise is also measured against its own
+    #: history on the stream (a running likelihood with this horizon, in points)...
+    record_likelihood_window: int = 8640
+    #: ...and when it is more than ``record_likelihood_from`` sigmas above its habit, the
+    #: combined score is multiplied by (1 + gain * (z - from)): a record set by a member that
+    #: is far out of its own habit outranks a record set by a member that often comes close.
+    record_likelihood_from: float = 5.0
+    record_likelihood_gain: float = 0.02
 
 
-#: Points over which the smoothed members average their surprise.
+#: Points over which the smoothed members average their surprise...
 SMOOTHING_POINTS = 10
+#: ...except the smoothed robust z-score, which looks for slower drifts.
+DRIFT_POINTS = 30
+#: Learning rate of the point-by-point seasonal member: slow, so a bin's normal is a habit.
+SEASONAL_ALPHA = 0.03
 #: The contextual detector's share of broken expectations, averaged over this many points...
 CONTEXT_POINTS = 20
 #: ...and put on the sigma-like scale of the others (all new = 10 sigmas).
@@ -56,11 +68,17 @@ def default_members() -> list[UnivariateDetector]:
     (spikes, shifts, a changed spread); averaged over a few points: the robust z-score and
     the seasonal profile (drifts, bursts) and the contextual detector (one broken
     expectation is common even in a healthy stream). The set was chosen by dropping members
-    one at a time while the NAB score of one half of the corpus rose (see ``bench nab``).
+    one at a time while the NAB score of one half of the corpus rose (see ``bench nab``);
+    the drift window and the seasonal rate were chosen the same way.
     """
-    pointwise: list[UnivariateDetector] = [SeasonalProfile(), ChangePoint(), RelativeEntropy()]
+    pointwise: list[UnivariateDetector] = [
+        SeasonalProfile(alpha=SEASONAL_ALPHA),
+        ChangePoint(),
+        RelativeEntropy(),
+    ]
     smoothed: list[UnivariateDetector] = [
-        Smoothed(member, SMOOTHING_POINTS) for member in (RobustZScore(), SeasonalProfile())
+        Smoothed(RobustZScore(), DRIFT_POINTS),
+        Smoothed(SeasonalProfile(), SMOOTHING_POINTS),
     ]
     context = Smoothed(ContextNovelty(), CONTEXT_POINTS, scale=CONTEXT_SCALE)
     return [*pointwise, *smoothed, context]
@@ -88,10 +106,11 @@ class Ensemble(UnivariateDetector):
     streams and members on one scale (1.0 = as surprising as anything seen here) without
     labels. That maximum is raised while the contextual member is unusually surprised for
     this stream (its anomaly likelihood, as in Numenta's detector), so that a record set
-    while the stream breaks its habits outranks one set by ordinary noise. After an alarm
-    the stream is quiet for a while, which is what a responder wants (one alarm per event,
-    not one per reading) and what NAB rewards: only the first detection inside a window
-    earns.
+    while the stream breaks its habits outranks one set by ordinary noise, and again while
+    the member that leads is far above its own habit (a running likelihood per member).
+    After an alarm the stream is quiet for a while, which is what a responder wants (one
+    alarm per event, not one per reading) and what NAB rewards: only the first detection
+    inside a window earns.
 
     >>> ensemble = Ensemble()
     >>> rng = np.random.default_rng(1)
@@ -120,6 +139,13 @@ class Ensemble(UnivariateDetector):
         self.settings = settings or EnsembleSettings()
         self.likelihood = self.part(
             Likelihood(window=self.settings.likelihood_window, warmup=self.settings.warmup)
+        )
+        self.record_likelihood = self.part(
+            RunningLikelihood(
+                columns=len(self.members),
+                window=self.settings.record_likelihood_window,
+                warmup=self.settings.warmup,
+            )
         )
 
     def member_surprises(self, slots: IndexArray, values: FloatArray, ts: FloatArray) -> FloatArray:
@@ -184,6 +210,10 @@ class Ensemble(UnivariateDetector):
         combined = np.where(seen < settings.warmup, 0.0, calibrated.max(axis=1))
         z = self.likelihood.zscore(slots, raw[:, settings.likelihood_member])
         combined = combined * (1.0 + settings.likelihood_gain * np.maximum(z, 0.0))
+        habit = self.record_likelihood.zscore(slots, raw)
+        leader = habit[np.arange(slots.size), np.argmax(calibrated, axis=1)]
+        beyond = np.maximum(leader - settings.record_likelihood_from, 0.0)
+        combined = combined * (1.0 + settings.record_likelihood_gain * beyond)
         quiet = self.quiet[slots]
         combined = np.where(quiet > 0, combined * settings.quiet_factor, combined)
         fired = combined >= settings.alarm

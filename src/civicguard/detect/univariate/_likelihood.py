@@ -74,3 +74,50 @@ class Likelihood(SlotState):
         short = self.recent[slots].sum(axis=1) / np.minimum(count + 1.0, self.short)
         result: FloatArray = np.where(count < self.warmup, 0.0, (short - mean) / sigma)
         return result
+
+
+class RunningLikelihood(SlotState):
+    """Z-scores of several raw scores per stream against their exponentially weighted history.
+
+    The cheap cousin of :class:`Likelihood` for many scores at once: each of ``columns`` raw
+    scores of a stream keeps a running mean and variance, plain averages over the first points
+    and then exponentially weighted with weight ``1 / window``, so a stream costs two numbers
+    per column whatever the window. A point is learned before it is measured, as in
+    :class:`Likelihood`; the first ``warmup`` points score 0.
+
+    >>> likelihood = RunningLikelihood(columns=2, window=100, warmup=10)
+    >>> likelihood.reserve(1)
+    >>> slot = np.array([0])
+    >>> for x in np.tile([0.0, 1.0], 50):
+    ...     z = likelihood.zscore(slot, np.array([[x, 1.0 - x]]))
+    >>> likelihood.zscore(slot, np.array([[5.0, 0.5]])).round(1).tolist()
+    [[6.7, 0.0]]
+    """
+
+    mean: FloatArray
+    variance: FloatArray
+    count: FloatArray
+
+    def __init__(self, columns: int, window: int = 8640, warmup: int = 150) -> None:
+        if columns < 1 or window < 1:
+            msg = "the running likelihood needs at least one column and a window of one point"
+            raise ValueError(msg)
+        super().__init__(
+            (("mean", (columns,), 0.0), ("variance", (columns,), 0.0), ("count", (), 0.0))
+        )
+        self.window = window
+        self.warmup = warmup
+
+    def zscore(self, slots: IndexArray, raw: FloatArray) -> FloatArray:
+        """Learn ``raw`` (one row per slot, distinct, reserved); each column's z-score."""
+        count = self.count[slots]
+        rate = np.maximum(1.0 / self.window, 1.0 / (count + 1.0))[:, None]
+        deviation = raw - self.mean[slots]
+        mean = self.mean[slots] + rate * deviation
+        variance = (1.0 - rate) * (self.variance[slots] + rate * deviation * deviation)
+        self.mean[slots] = mean
+        self.variance[slots] = variance
+        self.count[slots] = count + 1.0
+        sigma = np.maximum(np.sqrt(variance), SIGMA_FLOOR)
+        result: FloatArray = np.where((count < self.warmup)[:, None], 0.0, (raw - mean) / sigma)
+        return result
