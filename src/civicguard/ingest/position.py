@@ -4,22 +4,19 @@ A device with a GNSS receiver may add ``"position": {"lat": 21.88, "lon": -102.2
 reading. The position is the device's own, not a reading's subject's (a reading's place, for
 streams whose readings carry one, is the catalog's ``location`` fields, which the privacy
 gateway turns into a cell). Positions travel beside the batch (``ReadingBatch.positions``) so
-that the wrong-place detector can compare them with the registered site. Readings of personal
-streams keep no position finer than their H3 cell: a device on such a stream may be carried by
-a person (a phone running the city's app), so its position is cut to the centre of its cell
-at the stream's resolution before it leaves ingest.
+that the wrong-place detector can compare them with the registered site; they are never
+stored. The privacy gateway cuts positions on personal streams to the centre of their H3 cell
+(:func:`generalise`): a device on such a stream may be carried by a person.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import h3
 import numpy as np
 
-from civicguard.catalog.model import Catalog, Category
-from civicguard.ingest.model import FloatArray, ReadingBatch, Reason
+from civicguard.ingest.model import FloatArray, Reason
 
 #: Mean radius of the Earth (IUGG), metres.
 EARTH_RADIUS_M = 6_371_008.8
@@ -75,21 +72,3 @@ def cell_radius_m(resolution: int) -> float:
     """The distance from an H3 cell's centre to its corners, on average, at ``resolution``."""
     # A regular hexagon's circumradius equals its edge length.
     return float(h3.average_hexagon_edge_length(resolution, unit="m"))
-
-
-def carry(raw: ReadingBatch, protected: ReadingBatch, catalog: Catalog) -> ReadingBatch:
-    """``protected`` with the positions of ``raw``, cut to cells on personal streams.
-
-    The privacy gateway builds protected batches without positions; this puts them back for
-    the rows it kept (matched by sequence number, in case it dropped some).
-    """
-    positions = raw.positions
-    if positions is None or len(protected) == 0:
-        return protected
-    if len(protected) != len(raw) or not np.array_equal(protected.seq, raw.seq):
-        row = {seq: i for i, seq in enumerate(raw.seq.tolist())}
-        positions = positions[[row[seq] for seq in protected.seq.tolist()]]
-    stream = catalog.stream(raw.stream)
-    if stream.category is not Category.NON_PERSONAL:
-        positions = generalise(positions, stream.h3_resolution)
-    return dataclasses.replace(protected, positions=positions)

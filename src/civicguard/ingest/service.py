@@ -15,7 +15,6 @@ import orjson
 
 from civicguard.bus.port import Event, EventLog
 from civicguard.clock import Clock
-from civicguard.ingest import position
 from civicguard.ingest.decode import Decoder, ReadingError
 from civicguard.ingest.model import (
     Device,
@@ -96,9 +95,7 @@ class IngestService:
         admitted = fresh if self.consent is None else [self._screen(b, result) for b in fresh]
         for batch in admitted:
             if batch is not None:
-                safe = self.gateway.protect(batch, self.gateway.cell_of(device))
-                # Devices' own positions pass beside the gateway, cut to cells on personal streams.
-                protected.append(position.carry(batch, safe, self.decoder.catalog))
+                protected.append(self.gateway.protect(batch, self.gateway.cell_of(device)))
         result.batches = protected
         result.accepted = sum(len(b) for b in protected)
         try:

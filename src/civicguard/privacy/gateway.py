@@ -23,6 +23,7 @@ import numpy.typing as npt
 import orjson
 
 from civicguard.catalog.model import Catalog, Category, FieldSpec, Stream, Treatment
+from civicguard.ingest import position
 from civicguard.ingest.model import Device, ReadingBatch, Rejection
 from civicguard.metrics import METRICS
 from civicguard.privacy.keys import KeyStore
@@ -230,7 +231,19 @@ class PrivacyGateway:
             text=text,
             cells=cells,
             transport=batch.transport,
+            positions=self._positions(batch, stream),
         )
+
+    @staticmethod
+    def _positions(batch: ReadingBatch, stream: Stream) -> FloatArray | None:
+        """Devices' own envelope positions; on personal streams no finer than their cell.
+
+        A device of a personal stream may be carried by a person (a phone running the city's
+        app), so its position leaves as the centre of its H3 cell at the stream's resolution.
+        """
+        if batch.positions is None or stream.category is Category.NON_PERSONAL:
+            return batch.positions
+        return position.generalise(batch.positions, stream.h3_resolution)
 
     @staticmethod
     def _located_cells(
