@@ -4,7 +4,8 @@ Every (device, numeric field) is one stream of a :class:`~civicguard.detect.univ
 Readings are averaged over windows of ``window_s`` seconds of reading time; each closed window
 is one point of its stream. Closed windows wait in a buffer and are scored together, so that a
 device uploading hundreds of buffered readings at once costs a few wide vector steps, not
-hundreds of narrow ones. The same scoring runs in batch over a stored series
+hundreds of narrow ones; every stream's buffer shares one ensemble (:class:`SharedEnsemble`),
+so that the streams share those steps too. The same scoring runs in batch over a stored series
 (:func:`score_series`), window for window as live.
 
 This complements :class:`~civicguard.detect.anomaly.StreamingAnomalyDetector`, which judges
@@ -16,7 +17,7 @@ a persistent small shift, a changed spread, a broken rhythm.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -142,6 +143,18 @@ class WindowVerdicts:
         return int(self.slots.size)
 
 
+def _in_order(slots: IndexArray, window: FloatArray) -> bool:
+    """Whether points are already sorted by slot, then window (a stable sort would keep them).
+
+    >>> _in_order(np.array([0, 0, 1, 1]), np.array([5.0, 6.0, 2.0, 2.0]))
+    True
+    >>> _in_order(np.array([0, 1, 0]), np.array([5.0, 5.0, 6.0]))
+    False
+    """
+    step = np.diff(slots)
+    return bool(np.all((step > 0) | ((step == 0) & (np.diff(window) >= 0))))
+
+
 def _empty_verdicts(members: int) -> WindowVerdicts:
     nothing = np.zeros(0)
     return WindowVerdicts(
@@ -170,26 +183,18 @@ class _Pending:
     since: float | None = None
 
 
-class WindowedEnsemble:
-    """Averages points per slot over fixed windows and scores closed windows in bulk.
+class SharedEnsemble:
+    """One ensemble behind several window buffers, scoring their closed windows together.
 
-    Slots are small integers (one per device and field); a point later than its slot's open
-    window closes it; a point earlier than the open window (a late reading) is counted in
-    it, so nothing is learned out of order. ``material`` is the smallest change of level
-    worth an alarm, per field, for slot ``device * len(material) + field``.
-
-    >>> windows = WindowedEnsemble(PatternSettings(window_s=10.0, warmup=5))
-    >>> _ = windows.add(np.array([0, 0, 0]), np.array([1.0, 4.0, 12.0]), np.array([2.0, 4.0, 6.0]))
-    >>> verdicts = windows.score()
-    >>> verdicts.ts.tolist(), verdicts.values.tolist(), verdicts.count.tolist()
-    ([10.0], [3.0], [2.0])
+    The ensemble costs mostly per vector step, and a buffer needs as many steps as its
+    deepest slot has windows waiting: buffers scored apart pay those steps once each, buffers
+    scored together share them. Every slot of every buffer is a slot of its own here, and
+    each slot's windows are scored in their order whatever else is scored beside them, so a
+    window's verdict is the same as with an ensemble of its own buffer.
     """
 
-    def __init__(
-        self, settings: PatternSettings | None = None, material: FloatArray | None = None
-    ) -> None:
+    def __init__(self, settings: PatternSettings | None = None) -> None:
         self.settings = settings or PatternSettings()
-        self.material = np.zeros(1) if material is None else np.asarray(material, dtype=float)
         self.ensemble = Ensemble(
             EnsembleSettings(
                 warmup=self.settings.warmup,
@@ -200,11 +205,82 @@ class WindowedEnsemble:
             live_members(self.settings),
         )
         self.member_names = tuple(m.name for m in self.ensemble.members)
+        self.buffers: list[WindowedEnsemble] = []
+        self._allotted = 0
+
+    def allot(self, count: int) -> IndexArray:
+        """``count`` slots of the ensemble that no buffer holds yet."""
+        start, self._allotted = self._allotted, self._allotted + count
+        return np.arange(start, self._allotted, dtype=np.intp)
+
+    def score(self) -> None:
+        """Score and learn every buffer's waiting windows; each buffer keeps its verdicts."""
+        waiting = [(b, b.take_pending()) for b in self.buffers if b.pending]
+        if not waiting:
+            return
+        joined = [np.concatenate(column) for column in zip(*(w for _, w in waiting), strict=True)]
+        window, total, count, seq = joined[1:]
+        slots = np.concatenate([b.shared_slots(w[0]) for b, w in waiting])
+        means = total / count
+        ends = (window + 1.0) * self.settings.window_s
+        verdict = self.ensemble.assess(slots, means, ends)
+        lo = 0
+        for buffer, (own, *_) in waiting:
+            hi = lo + own.size
+            part = slice(lo, hi)
+            buffer.keep(
+                WindowVerdicts(
+                    slots=own,
+                    ts=ends[part],
+                    count=count[part],
+                    seq=seq[part],
+                    values=means[part],
+                    scores=verdict.scores[part],
+                    surprises=verdict.surprises[part],
+                    contributions=verdict.contributions[part],
+                    expected=verdict.expected[part],
+                    spread=verdict.spread[part],
+                    alarm=np.zeros(hi - lo, dtype=np.bool_),
+                )
+            )
+            lo = hi
+
+
+class WindowedEnsemble:
+    """Averages points per slot over fixed windows and scores closed windows in bulk.
+
+    Slots are small integers (one per device and field); a point later than its slot's open
+    window closes it; a point earlier than the open window (a late reading) is counted in
+    it, so nothing is learned out of order. ``material`` is the smallest change of level
+    worth an alarm, per field, for slot ``device * len(material) + field``. Buffers given
+    one ``shared`` ensemble are scored together (:class:`SharedEnsemble`).
+
+    >>> windows = WindowedEnsemble(PatternSettings(window_s=10.0, warmup=5))
+    >>> _ = windows.add(np.array([0, 0, 0]), np.array([1.0, 4.0, 12.0]), np.array([2.0, 4.0, 6.0]))
+    >>> verdicts = windows.score()
+    >>> verdicts.ts.tolist(), verdicts.values.tolist(), verdicts.count.tolist()
+    ([10.0], [3.0], [2.0])
+    """
+
+    def __init__(
+        self,
+        settings: PatternSettings | None = None,
+        material: FloatArray | None = None,
+        shared: SharedEnsemble | None = None,
+    ) -> None:
+        self.settings = settings or PatternSettings()
+        self.material = np.zeros(1) if material is None else np.asarray(material, dtype=float)
+        self.shared = shared or SharedEnsemble(self.settings)
+        self.shared.buffers.append(self)
+        self.member_names = self.shared.member_names
         self._open = np.zeros(0)
         self._sum = np.zeros(0)
         self._count = np.zeros(0)
         self._seq = np.zeros(0)
+        #: The shared ensemble's slot of each of this buffer's slots.
+        self._shared_slots = np.zeros(0, dtype=np.intp)
         self._pending = _Pending()
+        self._scored: list[WindowVerdicts] = []
 
     @property
     def pending(self) -> int:
@@ -220,6 +296,13 @@ class WindowedEnsemble:
         self._count = np.concatenate([self._count, np.zeros(extra)])
         self._seq = np.concatenate([self._seq, np.full(extra, np.nan)])
 
+    def _allot(self, size: int) -> None:
+        """Give slots ``0 .. size - 1`` their own slots of the shared ensemble."""
+        have = self._shared_slots.size
+        if have < size:
+            fresh = self.shared.allot(size - have)
+            self._shared_slots = np.concatenate([self._shared_slots, fresh])
+
     def add(
         self,
         slots: IndexArray,
@@ -233,30 +316,37 @@ class WindowedEnsemble:
         Non-finite values are skipped. ``now`` (wall clock) starts the buffer's delay.
         """
         keep = np.isfinite(values) & np.isfinite(ts)
-        slots, ts, values = slots[keep], ts[keep], values[keep]
-        seq = np.full(slots.size, np.nan) if seq is None else seq[keep].astype(np.float64)
+        if not keep.all():
+            slots, ts, values = slots[keep], ts[keep], values[keep]
+            seq = None if seq is None else seq[keep]
+        seq = np.full(slots.size, np.nan) if seq is None else seq.astype(np.float64)
         if slots.size == 0:
             return 0
-        self._reserve(int(slots.max()) + 1)
+        top = int(slots.max()) + 1
+        self._reserve(top)
+        self._allot(top)
         window = np.floor(ts / self.settings.window_s)
         current = self._open[slots]
         window = np.where(np.isnan(current) | (window >= current), window, current)
-        order = np.lexsort((window, slots))
-        s, w = slots[order], window[order]
+        if _in_order(slots, window):  # one device's upload, field by field: nothing to sort
+            s, w, v, q = slots, window, values, seq
+        else:
+            order = np.lexsort((window, slots))
+            s, w, v, q = slots[order], window[order], values[order], seq[order]
         starts = np.flatnonzero(group_starts(s) | np.r_[True, w[1:] != w[:-1]])
         g_slot, g_window = s[starts], w[starts]
-        g_sum = np.add.reduceat(values[order], starts)
-        g_count = np.add.reduceat(np.ones(s.size), starts)
-        g_seq = np.fmax.reduceat(seq[order], starts)
-        # A group in a slot's open window takes over what that window had gathered so far.
+        g_sum = np.add.reduceat(v, starts)
+        g_count = np.diff(np.append(starts, s.size)).astype(np.float64)
+        g_seq = np.fmax.reduceat(q, starts)
+        # A group in a slot's open window takes over what that window had gathered so far;
+        # windows never go back, so only a slot's first group can be in its open window.
         same = g_window == self._open[g_slot]
         g_sum[same] += self._sum[g_slot[same]]
         g_count[same] += self._count[g_slot[same]]
         g_seq[same] = np.fmax(g_seq[same], self._seq[g_slot[same]])
         # Open windows that no group continues close as they stand, before any newer one.
-        touched = np.unique(g_slot)
-        continued = np.unique(g_slot[same])
-        ended = np.setdiff1d(touched, continued)
+        first = group_starts(g_slot)
+        ended = g_slot[first & ~same]
         ended = ended[self._count[ended] > 0]
         last = group_ends(g_slot)
         closing = ~last
@@ -311,37 +401,53 @@ class WindowedEnsemble:
             or now - pending.since >= self.settings.max_delay_s
         )
 
+    @property
+    def scored(self) -> int:
+        """Windows scored with the shared ensemble, waiting for :meth:`score` to hand over."""
+        return sum(len(v) for v in self._scored)
+
     def score(self) -> WindowVerdicts:
-        """Score and learn every waiting window, each slot's in time order."""
-        pending = self._pending
-        self._pending = _Pending()
-        if pending.size == 0:
+        """Score and learn every waiting window, each slot's in time order.
+
+        The shared ensemble scores the other buffers' waiting windows in the same steps;
+        they keep those verdicts until their own :meth:`score` hands them over.
+        """
+        if self._pending.size:
+            self.shared.score()
+        scored, self._scored = self._scored, []
+        if not scored:
             return _empty_verdicts(len(self.member_names))
-        joined = [np.concatenate(column) for column in zip(*pending.parts, strict=True)]
-        window, total, count, seq = joined[1:]
-        slots = joined[0].astype(np.intp)
-        means = total / count
-        ends = (window + 1.0) * self.settings.window_s
-        verdict = self.ensemble.assess(slots, means, ends)
-        change = np.abs(means - verdict.expected)
-        alarm = (
-            (verdict.scores >= self.settings.threshold)
-            & (verdict.surprises.max(axis=1, initial=0.0) >= self.settings.min_sigmas)
-            & (change >= self.material[slots % self.material.size])
-        )
+        if len(scored) == 1:
+            return scored[0]
         return WindowVerdicts(
-            slots=slots,
-            ts=ends,
-            count=count,
-            seq=seq,
-            values=means,
-            scores=verdict.scores,
-            surprises=verdict.surprises,
-            contributions=verdict.contributions,
-            expected=verdict.expected,
-            spread=verdict.spread,
-            alarm=alarm,
+            **{
+                name: np.concatenate([getattr(v, name) for v in scored])
+                for name in WindowVerdicts.__dataclass_fields__
+            }
         )
+
+    def shared_slots(self, slots: IndexArray) -> IndexArray:
+        """The shared ensemble's slots of these slots of the buffer."""
+        result: IndexArray = self._shared_slots[slots]
+        return result
+
+    def take_pending(self) -> tuple[IndexArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Hand over the waiting windows: slots, window numbers, sums, counts, last seqs."""
+        pending, self._pending = self._pending, _Pending()
+        slots, window, total, count, seq = (
+            np.concatenate(column) for column in zip(*pending.parts, strict=True)
+        )
+        return slots.astype(np.intp), window, total, count, seq
+
+    def keep(self, verdicts: WindowVerdicts) -> None:
+        """Take the shared ensemble's verdicts on this buffer's windows, alarms not yet set."""
+        change = np.abs(verdicts.values - verdicts.expected)
+        alarm = (
+            (verdicts.scores >= self.settings.threshold)
+            & (verdicts.surprises.max(axis=1, initial=0.0) >= self.settings.min_sigmas)
+            & (change >= self.material[verdicts.slots % self.material.size])
+        )
+        self._scored.append(replace(verdicts, alarm=alarm))
 
 
 def score_series(
@@ -412,6 +518,8 @@ class PatternAnomalyDetector(Detector):
         self._places = Places(catalog, device)
         self._states: dict[str, _StreamState] = {}
         rearm_s = self.settings.rearm_windows * self.settings.window_s
+        # One ensemble for every stream: their windows are scored in the same vector steps.
+        shared = SharedEnsemble(self.settings)
         for stream in catalog.streams:
             specs = tuple(f for f in stream.numeric_fields if f.type is not FieldType.BOOLEAN)
             if not specs:
@@ -420,37 +528,52 @@ class PatternAnomalyDetector(Detector):
             self._states[stream.name] = _StreamState(
                 specs=specs,
                 columns=tuple(f.name for f in specs),
-                windows=WindowedEnsemble(self.settings, material),
+                windows=WindowedEnsemble(self.settings, material, shared),
                 episodes=Episodes(conditions=len(specs), rearm_s=rearm_s),
             )
 
     def process(self, batch: ReadingBatch, now: float) -> list[Alert]:
-        """Fold the batch into its windows; score the stream's closed windows when due."""
+        """Fold the batch into its windows; score the closed windows when the stream's are due.
+
+        Every stream's closed windows are scored then, in the same steps: for the others,
+        sooner than they would have been, never later.
+        """
         state = self._states.get(batch.stream)
         if state is None:
             return []
         if len(batch):
             k = len(state.columns)
-            devices = state.devices.lookup(batch.device_ids)
-            values = np.full((len(batch), k), np.nan)
+            ids = batch.device_ids
+            if ids.count(ids[0]) == len(ids):  # one device's upload: look it up once
+                devices = np.repeat(state.devices.lookup(ids[:1]), len(ids))
+            else:
+                devices = state.devices.lookup(ids)
+            # Field by field, so that one device's upload in time order needs no sorting.
+            values = np.full((k, len(batch)), np.nan)
             for j, name in enumerate(state.columns):
                 if name in batch.fields:
-                    values[:, j] = batch.values[:, batch.fields.index(name)]
-            slots = (devices[:, None] * k + np.arange(k)).ravel()
+                    values[j] = batch.values[:, batch.fields.index(name)]
+            slots = (devices[None, :] * k + np.arange(k)[:, None]).ravel()
             state.windows.add(
                 slots,
-                np.repeat(batch.ts, k),
+                np.tile(batch.ts, k),
                 values.ravel(),
-                np.repeat(batch.seq.astype(np.float64), k),
+                np.tile(batch.seq.astype(np.float64), k),
                 now,
             )
-        return self._score(batch.stream, state, now) if state.windows.due(now) else []
+        return self._score_all(now) if state.windows.due(now) else []
 
     def tick(self, now: float) -> list[Alert]:
-        """Score every stream whose closed windows have waited long enough."""
+        """Score every stream's closed windows if some stream's have waited long enough."""
+        if any(state.windows.due(now) for state in self._states.values()):
+            return self._score_all(now)
+        return []
+
+    def _score_all(self, now: float) -> list[Alert]:
         alerts: list[Alert] = []
         for stream, state in self._states.items():
-            if state.windows.due(now):
+            # The first buffer with windows waiting scores them all; each hands over its own.
+            if state.windows.pending or state.windows.scored:
                 alerts.extend(self._score(stream, state, now))
         return alerts
 
