@@ -84,7 +84,7 @@ def _provision(platform: Platform, city: SimulatedCity) -> dict[str, tuple[Devic
 
 
 #: Demo accounts, one per staff role; passwords are generated on first run.
-DEMO_STAFF = ("operator", "analyst", "admin", "auditor")
+DEMO_STAFF = ("operator", "analyst", "admin", "auditor", "dpo")
 STAFF_FILE = "demo-staff.txt"
 
 
