@@ -15,6 +15,7 @@ from civicguard.citizens import Citizens
 from civicguard.citizens.retention import citizen_targets
 from civicguard.clock import Clock, SystemClock
 from civicguard.detect.registry import default_detectors
+from civicguard.detect.water.persist import load_model
 from civicguard.ingest.decode import Decoder
 from civicguard.ingest.registry import DeviceRegistry
 from civicguard.ingest.sequence import SequenceGuard
@@ -124,7 +125,8 @@ class Platform:
             district_of=lambda device_id: getattr(registry.get(device_id), "district", ""),
         )
         feed = LiveFeed()
-        detectors = default_detectors(catalog, registry.get)
+        water_model = load_model(Path(settings.water_model)) if settings.water_model else None
+        detectors = default_detectors(catalog, registry.get, water_model)
         processor = Processor(log, store, detectors, desk, feed, clock)
         return cls(
             settings=settings,

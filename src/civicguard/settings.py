@@ -36,3 +36,6 @@ class Settings(BaseSettings):
     replay_window: int = 32
     #: Seconds between retention sweeps inside ``serve`` and ``demo``; 0 turns the schedule off.
     retention_interval: float = Field(default=600.0, ge=0)
+    #: A fitted water attack model (``civicguard water fit``); empty means the ``water_attack``
+    #: detector is not run.
+    water_model: str = ""

@@ -50,3 +50,13 @@ def model(ctown: WaterNetwork, normal_year: ScadaTable) -> WaterAttackModel:
     fitted = WaterAttackModel(ctown, normal_year.columns, WatchSettings())
     fitted.fit(normal_year)
     return fitted
+
+
+@pytest.fixture(scope="session")
+def model_file(model: WaterAttackModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's model saved as ``civicguard water fit`` saves one."""
+    from civicguard.detect.water.persist import save_model
+
+    path = tmp_path_factory.mktemp("water") / "model.json"
+    save_model(model, path)
+    return path

@@ -22,11 +22,19 @@ from civicguard.detect.restricted import RestrictedZoneDetector
 from civicguard.detect.rules import RuleDetector
 from civicguard.detect.silence import SilenceDetector
 from civicguard.detect.univariate_live import PatternAnomalyDetector
+from civicguard.detect.water.detector import WaterAttackModel
+from civicguard.detect.water_live import WaterAttackDetector
 from civicguard.ingest.model import Device
 
 
-def default_detectors(catalog: Catalog, device: Callable[[str], Device | None]) -> list[Detector]:
+def default_detectors(
+    catalog: Catalog,
+    device: Callable[[str], Device | None],
+    water_model: WaterAttackModel | None = None,
+) -> list[Detector]:
     """Every detector of the live pipeline, configured from the catalog.
+
+    ``water_attack`` runs only with a fitted ``water_model`` (``civicguard water fit``).
 
     >>> from civicguard.catalog.loader import demo_catalog
     >>> names = [d.name for d in default_detectors(demo_catalog(), lambda device_id: None)]
@@ -39,7 +47,7 @@ def default_detectors(catalog: Catalog, device: Callable[[str], Device | None]) 
     >>> {"door_held_open", "restricted_zone", "crowd_capacity", "surge_forecast"} <= set(names)
     True
     """
-    return [
+    detectors: list[Detector] = [
         NormalBandDetector(catalog, device),
         RateOfChangeDetector(catalog, device),
         RuleDetector(catalog, device),
@@ -57,3 +65,6 @@ def default_detectors(catalog: Catalog, device: Callable[[str], Device | None]) 
         CrowdOverCapacityDetector(catalog, device),
         SurgeForecastDetector(catalog, device),
     ]
+    if water_model is not None:
+        detectors.append(WaterAttackDetector(catalog, device, water_model))
+    return detectors

@@ -7,6 +7,8 @@ One ridge regression per measured tag, learned on normal operation, exposes that
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from civicguard.detect.water.physics import day_shape, hour_of_day, ridge
@@ -37,6 +39,22 @@ class CrossCheckModel:
             self._inputs.append(inputs)
             self._coef.append(coef)
             self._spread.append(float(np.median(np.abs(resid)) * 1.4826) + 1e-6)
+
+    def learned(self) -> dict[str, list[Any]]:
+        """What ``fit`` learned, as plain lists (for saving a fitted model)."""
+        return {
+            "targets": list(self.targets),
+            "inputs": [x.tolist() for x in self._inputs],
+            "coef": [x.tolist() for x in self._coef],
+            "spread": list(self._spread),
+        }
+
+    def restore(self, learned: dict[str, list[Any]]) -> None:
+        """Take back what ``learned`` gave, instead of fitting again."""
+        self.targets = [int(j) for j in learned["targets"]]
+        self._inputs = [np.array(x, dtype=np.intp) for x in learned["inputs"]]
+        self._coef = [np.array(x, dtype=float) for x in learned["coef"]]
+        self._spread = [float(x) for x in learned["spread"]]
 
     def residuals(self, values: np.ndarray, ts: np.ndarray) -> np.ndarray:
         """(n, targets) signed residuals in units of the normal spread."""
