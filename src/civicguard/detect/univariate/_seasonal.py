@@ -18,6 +18,13 @@ class SeasonalProfile(UnivariateDetector):
     The day is cut into ``bins_per_day`` bins, kept apart for weekdays and weekends; each
     bin has its own EWMA level and mean absolute deviation. A bin's spread is floored at a
     share of the stream's overall spread, so that a quiet hour does not over-react.
+    Surprises beyond ``compress_above`` sigmas grow only logarithmically (c * (1 + ln(z / c))):
+    on a nearly flat stream the floored spread makes every jump a huge, near-equal number, and
+    the compressed scale keeps such jumps comparable with the stream's other records.
+
+    >>> profile = SeasonalProfile(compress_above=100.0)
+    >>> bool(profile.compress(np.array([50.0, 100.0 * np.e]))[1] == 200.0)
+    True
     """
 
     name = "seasonal"
@@ -26,8 +33,14 @@ class SeasonalProfile(UnivariateDetector):
     visits: FloatArray
 
     def __init__(
-        self, bins_per_day: int = 24, alpha: float = 0.1, floor_share: float = 0.5
+        self,
+        bins_per_day: int = 24,
+        alpha: float = 0.1,
+        floor_share: float = 0.5,
+        compress_above: float = np.inf,
     ) -> None:
+        if not compress_above > 0:
+            raise ValueError(f"compress_above must be positive, got {compress_above}")
         bins = 2 * bins_per_day
         super().__init__(
             (("level", (bins,), 0.0), ("spread", (bins,), 0.0), ("visits", (bins,), 0.0))
@@ -35,6 +48,7 @@ class SeasonalProfile(UnivariateDetector):
         self.bins_per_day = bins_per_day
         self.alpha = alpha
         self.floor_share = floor_share
+        self.compress_above = compress_above
         self.overall = self.part(Baseline(0.01))
 
     def _bins(self, ts: FloatArray) -> IndexArray:
@@ -65,4 +79,12 @@ class SeasonalProfile(UnivariateDetector):
         )
         self.visits[slots, bins] = visits + 1.0
         self.overall.learn(slots, values)
-        return z
+        return self.compress(z)
+
+    def compress(self, z: FloatArray) -> FloatArray:
+        """``z`` unchanged up to ``compress_above``, logarithmic beyond it."""
+        cap = self.compress_above
+        if not np.isfinite(cap):
+            return z
+        result: FloatArray = np.where(z > cap, cap * (1.0 + np.log(np.maximum(z, cap) / cap)), z)
+        return result
