@@ -113,3 +113,9 @@ def test_unsupported_version_is_refused(tmp_path: Path) -> None:
 def test_durations_parse_to_seconds(amount: int, unit: str) -> None:
     factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
     assert parse_duration(f"{amount}{unit}") == pytest.approx(amount * factor)
+
+
+def test_only_the_scada_historian_opts_out_of_learned_baselines() -> None:
+    catalog = demo_catalog()
+    opted_out = [s.name for s in catalog.streams if not s.baseline_anomalies]
+    assert opted_out == ["water.scada"]

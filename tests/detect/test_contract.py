@@ -14,7 +14,10 @@ from civicguard.catalog.model import FieldSpec, FieldType
 from civicguard.detect.base import Detector
 from civicguard.detect.model import Alert, Severity
 from civicguard.detect.registry import default_detectors
+from civicguard.detect.water import read_scada_csv
 from civicguard.ingest.model import ReadingBatch, Reason, Rejection, Transport
+from tests.conftest import SHARED_DATA
+from tests.services import in_ci
 
 from .explaining import assert_explained
 from .traffic import START, CityTraffic
@@ -144,4 +147,46 @@ def test_no_alert_on_a_long_run_of_normal_traffic(name: str, traffic: CityTraffi
             seq = np.repeat(chunk.astype(np.int64), len(devices))
             alerts.extend(detector.process(traffic.batch(stream, ts, index, seq), now))
         alerts.extend(detector.tick(now))
+    assert [a.title for a in alerts] == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_alert_on_two_normal_days_of_the_hourly_scada_historian(name: str) -> None:
+    """The hourly SCADA stream at its own pace, with C-Town's real normal readings (BATADAL
+    dataset 03): the 20-minute run above plays one reading a second, which would flood it."""
+    source = SHARED_DATA / "batadal" / "BATADAL_dataset03.csv"
+    if not source.is_file():
+        message = f"the BATADAL data is not at {source.parent} (see shared/data/README.md)"
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    table = read_scada_csv(source)
+    stream = CATALOG.stream("water.scada")
+    spec = stream.numeric_fields
+    columns = [table.columns.index(f.name) for f in spec]
+    traffic = CityTraffic(CATALOG, per_stream=2, streams=("water.scada",))
+    detector = build(name, traffic)
+    devices = traffic.devices["water.scada"]
+    cell = h3.latlng_to_cell(devices[0].lat, devices[0].lon, stream.h3_resolution)
+    hour = stream.report_interval_s
+    alerts: list[Alert] = []
+    for h in range(48):
+        ts = START + h * hour
+        rows = table.values[[h, h + 24 * 30]][:, columns]  # two sites: day 1-2 and day 31-32
+        batch = ReadingBatch(
+            stream="water.scada",
+            fields=tuple(f.name for f in spec),
+            device_ids=tuple(d.id for d in devices),
+            seq=np.array([h + 1, h + 1], dtype=np.int64),
+            ts=np.array([ts, ts + 0.5]),
+            received_at=np.array([ts + 1.0, ts + 1.5]),
+            values=np.ascontiguousarray(rows, dtype=np.float64),
+            text={},
+            cells=(cell, cell),
+            transport=Transport.HTTP,
+        )
+        now = ts + 2.0
+        alerts.extend(detector.process(batch, now))
+        for tick in range(1, 4):  # the timer runs between readings too
+            alerts.extend(detector.tick(now + tick * hour / 4))
     assert [a.title for a in alerts] == []

@@ -144,6 +144,7 @@ class _StreamDoc(_Strict):
     time_bucket: Duration | None = None
     subject: str | None = None
     held_open_after: Duration | None = Field(default=None, gt=0)
+    baseline_anomalies: bool = True
 
     @model_validator(mode="after")
     def _coherent(self) -> _StreamDoc:
@@ -311,6 +312,7 @@ def _to_catalog(doc: _CatalogDoc, source: str) -> Catalog:
                 location=s.location,
                 time_bucket_s=s.time_bucket,
                 subject_field=s.subject,
+                baseline_anomalies=s.baseline_anomalies,
                 held_open_after_s=s.held_open_after,
             )
         )

@@ -114,6 +114,9 @@ class Stream:
     time_bucket_s: float | None = None
     #: The field naming the person a reading is about (consent and subject rights key on it).
     subject_field: str | None = None
+    #: False when the stream's fields are controlled on/off (pumps, valves) and a model of its
+    #: own watches it: the generic learned-baseline detectors then leave it alone.
+    baseline_anomalies: bool = True
     #: A door of this stream left open longer than this raises an alert; ``None``: never.
     held_open_after_s: float | None = None
 

@@ -98,7 +98,7 @@ class StreamingAnomalyDetector(Detector):
         self._states: dict[str, _StreamState] = {}
         for stream in catalog.streams:
             specs = tuple(f for f in stream.numeric_fields if f.type is not FieldType.BOOLEAN)
-            if not specs:
+            if not specs or not stream.baseline_anomalies:
                 continue
             k, c = len(specs), self.settings.consecutive
             self._states[stream.name] = _StreamState(

@@ -522,7 +522,7 @@ class PatternAnomalyDetector(Detector):
         shared = SharedEnsemble(self.settings)
         for stream in catalog.streams:
             specs = tuple(f for f in stream.numeric_fields if f.type is not FieldType.BOOLEAN)
-            if not specs:
+            if not specs or not stream.baseline_anomalies:
                 continue
             material = np.array([_material(f, self.settings.material_share) for f in specs])
             self._states[stream.name] = _StreamState(
