@@ -26,12 +26,32 @@ def get_platform(request: Request) -> Platform:
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if the request has one."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def declared_too_large(request: Request, limit: int) -> bool:
+    """True if the request's Content-Length is not a number or says more than ``limit``."""
+    declared = request.headers.get("content-length")
+    return declared is not None and (not declared.isdigit() or int(declared) > limit)
+
+
+async def read_bounded(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows past ``limit`` (the rest is never buffered)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.cookies.get(COOKIE_NAME)
+    return bearer_token(request) or request.cookies.get(COOKIE_NAME)
 
 
 def current_session(request: Request, platform: PlatformDep) -> StaffSession | None:

@@ -29,7 +29,14 @@ from civicguard.citizens import (
 from civicguard.ingest.model import Device, Reason
 from civicguard.ingest.registry import AuthError
 from civicguard.platform import Platform
-from civicguard.web.deps import API_PREFIX, PlatformDep, StaffDep
+from civicguard.web.deps import (
+    API_PREFIX,
+    PlatformDep,
+    StaffDep,
+    bearer_token,
+    declared_too_large,
+    read_bounded,
+)
 from civicguard.web.errors import ApiError
 
 router = APIRouter(prefix=API_PREFIX, tags=["citizens"])
@@ -73,14 +80,9 @@ class ReportCreate(BaseModel):
     citizen: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
 def _app_backend(request: Request, platform: Platform, *, required: bool = True) -> Device | None:
     """The citizen app's backend device calling, or ApiError (None if optional and absent)."""
-    token = _bearer(request)
+    token = bearer_token(request)
     if token is None:
         if not required:
             return None
@@ -163,17 +165,6 @@ def request_erasure(body: CitizenRef, request: Request, platform: PlatformDep) -
         raise _consent_error(exc) from None
 
 
-async def _read_bounded(request: Request, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.post("/citizens/reports", status_code=201)
 async def file_report(request: Request, platform: PlatformDep) -> Any:
     """File a report (no account needed). Its text is scrubbed of personal data first.
@@ -182,10 +173,9 @@ async def file_report(request: Request, platform: PlatformDep) -> Any:
     only from the citizen app's backend.
     """
     too_big = f"a report is at most {MAX_REPORT_BYTES} bytes"
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_REPORT_BYTES):
+    if declared_too_large(request, MAX_REPORT_BYTES):
         raise ApiError(413, Reason.OVERSIZED.value, too_big)
-    raw = await _read_bounded(request, MAX_REPORT_BYTES)
+    raw = await read_bounded(request, MAX_REPORT_BYTES)
     if raw is None:
         raise ApiError(413, Reason.OVERSIZED.value, too_big)
     try:

@@ -16,7 +16,13 @@ from starlette.concurrency import run_in_threadpool
 from civicguard.ingest.model import Device, IngestResult, Reason, Transport
 from civicguard.ingest.registry import AuthError
 from civicguard.platform import Platform
-from civicguard.web.deps import API_PREFIX, PlatformDep
+from civicguard.web.deps import (
+    API_PREFIX,
+    PlatformDep,
+    bearer_token,
+    declared_too_large,
+    read_bounded,
+)
 from civicguard.web.errors import ApiError
 from civicguard.web.schemas import ErrorPublic, IngestOutcome
 
@@ -40,23 +46,6 @@ def _auth_failure(platform: Platform, exc: AuthError, device_id: str | None) -> 
     return ApiError(status, exc.reason.value, exc.detail, headers=headers)
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
-async def _read_bounded(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it grows past ``limit`` (the rest is never buffered)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.post(
     "/ingest",
     response_model=IngestOutcome,
@@ -67,10 +56,9 @@ async def ingest(request: Request, platform: PlatformDep) -> Any:
     """Accept one reading or a JSON array of readings from an authenticated device."""
     limit = platform.catalog.limits.max_payload_bytes
     claimed = request.headers.get("x-device-id")
-    token = _bearer(request)
+    token = bearer_token(request)
     oversized = f"body is larger than the limit of {limit} bytes"
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    if declared_too_large(request, limit):
         platform.ingest.refuse(Reason.OVERSIZED, oversized, Transport.HTTP, b"", claimed)
         raise ApiError(413, Reason.OVERSIZED.value, oversized)
 
@@ -88,7 +76,7 @@ async def ingest(request: Request, platform: PlatformDep) -> Any:
         )
         raise _auth_failure(platform, missing, claimed)
 
-    body = await _read_bounded(request, limit)
+    body = await read_bounded(request, limit)
     if body is None:
         platform.ingest.refuse(
             Reason.OVERSIZED, oversized, Transport.HTTP, b"", device.id if device else claimed
