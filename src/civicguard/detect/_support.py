@@ -109,6 +109,10 @@ class Episodes:
         out[order] = fresh
         return out
 
+    def open_one(self, slot: int, ts: float, condition: int = 0) -> bool:
+        """:meth:`open` for one flagged event (a refusal, say): whether it starts an episode."""
+        return bool(self.open(np.array([slot]), np.array([condition]), np.array([ts]))[0])
+
 
 def group_starts(sorted_keys: npt.NDArray[Any]) -> BoolArray:
     """True where a run of equal keys begins in a sorted array."""

@@ -16,8 +16,16 @@ from typing import Any
 import orjson
 
 from civicguard.catalog.model import Catalog, FieldSpec
-from civicguard.detect._support import DEFAULT_REARM_S, Places, alert, explain, figure, label
-from civicguard.detect.base import Detector
+from civicguard.detect._support import (
+    DEFAULT_REARM_S,
+    Episodes,
+    Places,
+    alert,
+    explain,
+    figure,
+    label,
+)
+from civicguard.detect.base import Detector, SlotIndex
 from civicguard.detect.model import Alert, Severity
 from civicguard.ingest.model import Device, Reason, Rejection
 
@@ -42,8 +50,8 @@ class ImpossibleValueDetector(Detector):
         self._catalog = catalog
         self._device = device
         self._places = Places(catalog, device)
-        self._rearm_s = rearm_s
-        self._last: dict[str, float] = {}
+        self._slots = SlotIndex()
+        self._episodes = Episodes(conditions=1, rearm_s=rearm_s)
 
     def on_rejection(self, rejection: Rejection, now: float) -> list[Alert]:
         """Alert on the first impossible reading of a device's episode."""
@@ -57,9 +65,7 @@ class ImpossibleValueDetector(Detector):
             return []
         key = rejection.device_id
         when = rejection.received_at
-        previous = self._last.get(key)
-        self._last[key] = when if previous is None else max(previous, when)
-        if previous is not None and when - previous <= self._rearm_s:
+        if not self._episodes.open_one(int(self._slots.lookup((key,))[0]), when):
             return []
         spec, value, refused = found
         assert spec.range is not None

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 
 from civicguard.catalog.model import Catalog
-from civicguard.detect._support import DEFAULT_REARM_S, Places, alert, explain
-from civicguard.detect.base import Detector
+from civicguard.detect._support import DEFAULT_REARM_S, Episodes, Places, alert, explain
+from civicguard.detect.base import Detector, SlotIndex
 from civicguard.detect.model import Alert, Severity
 from civicguard.ingest.model import Device, Reason, Rejection
 
@@ -32,8 +32,8 @@ class ReplayDetector(Detector):
     ) -> None:
         self._device = device
         self._places = Places(catalog, device)
-        self._rearm_s = rearm_s
-        self._last: dict[str, float] = {}
+        self._slots = SlotIndex()
+        self._episodes = Episodes(conditions=1, rearm_s=rearm_s)
 
     def on_rejection(self, rejection: Rejection, now: float) -> list[Alert]:
         """Alert on the first replay from a device since it was last quiet for a while."""
@@ -42,9 +42,7 @@ class ReplayDetector(Detector):
             return []
         key = rejection.device_id
         when = rejection.received_at
-        previous = self._last.get(key)
-        self._last[key] = when if previous is None else max(previous, when)
-        if previous is not None and when - previous <= self._rearm_s:
+        if not self._episodes.open_one(int(self._slots.lookup((key,))[0]), when):
             return []
         device = self._device(key)
         stream = rejection.stream or (device.stream if device else "")
