@@ -14,12 +14,12 @@ import pytest
 
 from civicguard.catalog.loader import demo_catalog
 from civicguard.catalog.model import AlertRule, Catalog, Zone, ZoneKind
-from civicguard.catalog.zones import EARTH_RADIUS_M
 from civicguard.clock import ManualClock
 from civicguard.detect.doors import DoorHeldOpenDetector
 from civicguard.detect.model import Alert
 from civicguard.detect.restricted import RestrictedZoneDetector
 from civicguard.detect.rules import RuleDetector
+from civicguard.geo import EARTH_RADIUS_M
 from civicguard.ingest.model import Device, ReadingBatch, Transport
 from civicguard.platform import Platform
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
+from civicguard.geo import haversine_m
 from civicguard.respond.streets import (
     TRAVEL_CLASSES,
     StreetNetwork,
     city_streets,
-    haversine_m,
     load_streets,
     synthetic_grid,
 )

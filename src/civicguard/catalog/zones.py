@@ -15,8 +15,8 @@ from shapely.geometry import Polygon
 from shapely.validation import explain_validity
 
 from civicguard.catalog.model import Zone, ZoneKind
+from civicguard.geo import EARTH_RADIUS_M
 
-EARTH_RADIUS_M = 6_371_008.8
 #: A closed ring of a triangle: three corners and the first one again.
 MIN_POINTS = 4
 

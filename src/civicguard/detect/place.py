@@ -28,8 +28,9 @@ from civicguard.detect._support import (
 )
 from civicguard.detect.base import Detector, SlotIndex, grow
 from civicguard.detect.model import Alert, Severity
+from civicguard.geo import distance_m
 from civicguard.ingest.model import Device, ReadingBatch
-from civicguard.ingest.position import cell_radius_m, distance_m
+from civicguard.ingest.position import cell_radius_m
 
 
 @dataclass(kw_only=True)

@@ -18,9 +18,6 @@ import numpy as np
 
 from civicguard.ingest.model import FloatArray, Reason
 
-#: Mean radius of the Earth (IUGG), metres.
-EARTH_RADIUS_M = 6_371_008.8
-
 
 def parse_position(value: object) -> tuple[float, float] | tuple[Reason, str]:
     """(lat, lon) from an envelope ``position``, or (reason, detail) saying what is wrong.
@@ -41,22 +38,6 @@ def parse_position(value: object) -> tuple[float, float] | tuple[Reason, str]:
             return Reason.OUT_OF_RANGE, f"position.{name}: {v:g} is outside [{-limit:g}, {limit:g}]"
         out.append(float(v))
     return out[0], out[1]
-
-
-def distance_m(
-    lat1: FloatArray | float, lon1: FloatArray | float, lat2: FloatArray | float,
-    lon2: FloatArray | float,
-) -> FloatArray:
-    """Great-circle distance in metres (haversine), element-wise.
-
-    >>> round(float(distance_m(21.88, -102.29, 21.89, -102.29)))
-    1112
-    """
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dlat = p2 - p1
-    dlon = np.radians(np.asarray(lon2) - np.asarray(lon1))
-    a = np.sin(dlat / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlon / 2) ** 2
-    return np.asarray(2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
 
 
 def generalise(positions: FloatArray, resolution: int) -> FloatArray:

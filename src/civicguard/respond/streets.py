@@ -16,6 +16,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from civicguard.geo import EARTH_RADIUS_M, haversine_m
 from civicguard.settings import Settings
 
 #: Highway classes people or vehicles travel on; the rest (bus stops, proposals...) are not streets.
@@ -28,7 +29,6 @@ TRAVEL_CLASSES = frozenset(
     }
 )  # fmt: skip
 
-_EARTH_RADIUS_M = 6_371_008.8
 _DEMO_EXTRACT = "aguascalientes-centro.osm"
 #: Middle of the demo extract's box (central Aguascalientes), for the synthetic stand-in grid.
 _DEMO_CENTRE = (21.8689, -102.2717)
@@ -58,18 +58,6 @@ class Street:
     highway: str
     name: str
     oneway: bool
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres.
-
-    >>> round(haversine_m(21.88, -102.29, 21.89, -102.29))
-    1112
-    """
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * _EARTH_RADIUS_M * math.asin(math.sqrt(a))
 
 
 class StreetNetwork:
@@ -220,7 +208,7 @@ def synthetic_grid(
 ) -> StreetNetwork:
     """A regular two-way street grid around ``centre``; stands in when no OSM extract exists."""
     lat0, lon0 = centre
-    dlat = math.degrees(spacing_m / _EARTH_RADIUS_M)
+    dlat = math.degrees(spacing_m / EARTH_RADIUS_M)
     dlon = dlat / math.cos(math.radians(lat0))
     coords: dict[int, tuple[float, float]] = {}
     for r in range(rows):
