@@ -213,6 +213,18 @@ def test_ensemble_is_quiet_after_an_alarm() -> None:
     assert scores[INJECT_AT + 10] == 0.0
 
 
+def test_ensemble_raises_a_repeated_event_once_and_a_change_after_it() -> None:
+    # A flat line with identical spikes every 100 points: each spike ties the record the
+    # first one set. A tie is no new record, whatever the likelihoods make of it.
+    # The stream is not silenced: a change of another kind is raised.
+    values = np.full(3000, 10.0)
+    values[400::100] = 20.0
+    values[2550:] += 5.0
+    alarms = np.flatnonzero(run_alone(Ensemble, values) >= 0.5)
+    assert alarms[alarms < 2550].tolist() == [400]
+    assert 2550 <= alarms[alarms >= 2550][0] < 2560
+
+
 def test_public_api_is_complete() -> None:
     exported = {
         name

@@ -47,6 +47,11 @@ class EnsembleSettings:
     #: is far out of its own habit outranks a record set by a member that often comes close.
     record_likelihood_from: float = 5.0
     record_likelihood_gain: float = 0.02
+    #: A leading surprise within this share of its member's record ties it: that is no new
+    #: record, and the likelihoods above may not lift it to an alarm. A stream whose events
+    #: repeat exactly (a flat line with identical spikes, a pump's regular cycle) ties its
+    #: record at every event and would otherwise alarm at each one.
+    tie_tolerance: float = 3e-4
 
 
 #: Points over which the smoothed members average their surprise...
@@ -214,9 +219,13 @@ class Ensemble(UnivariateDetector):
         z = self.likelihood.zscore(slots, raw[:, settings.likelihood_member])
         combined = combined * (1.0 + settings.likelihood_gain * np.maximum(z, 0.0))
         habit = self.record_likelihood.zscore(slots, raw)
-        leader = habit[np.arange(slots.size), np.argmax(calibrated, axis=1)]
-        beyond = np.maximum(leader - settings.record_likelihood_from, 0.0)
+        rows = np.arange(slots.size)
+        lead = np.argmax(calibrated, axis=1)
+        beyond = np.maximum(habit[rows, lead] - settings.record_likelihood_from, 0.0)
         combined = combined * (1.0 + settings.record_likelihood_gain * beyond)
+        tie = np.abs(raw[rows, lead] / record[rows, lead] - 1.0) < settings.tie_tolerance
+        below_alarm = settings.alarm * (1.0 - settings.tie_tolerance)
+        combined = np.where(tie, np.minimum(combined, below_alarm), combined)
         quiet = self.quiet[slots]
         combined = np.where(quiet > 0, combined * settings.quiet_factor, combined)
         fired = combined >= settings.alarm
