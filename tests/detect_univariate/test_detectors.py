@@ -225,6 +225,16 @@ def test_ensemble_raises_a_repeated_event_once_and_a_change_after_it() -> None:
     assert 2550 <= alarms[alarms >= 2550][0] < 2560
 
 
+def test_ensemble_still_sees_a_flat_stream_after_its_first_wobble() -> None:
+    # Before its first spike the stream has no spread at all; that spike must not set a
+    # record so large that a spike three times as high, later, goes unraised.
+    values = np.full(3000, 10.0)
+    values[400::100] = 20.0
+    values[2550] = 40.0
+    alarms = np.flatnonzero(run_alone(Ensemble, values) >= 0.5)
+    assert alarms.tolist() == [400, 2550]
+
+
 def test_public_api_is_complete() -> None:
     exported = {
         name

@@ -13,6 +13,10 @@ CLIP_SIGMAS = 3.0
 #: The smallest sigma, as a share of the range seen so far: a flat signal's first wobble is
 #: news, but not an infinite one.
 FLOOR_SHARE = 0.002
+#: ...and never below this share of the level: before its first wobble a flat signal has no
+#: range, and a wobble measured against nothing would set a record (billions of sigmas) that
+#: nothing later could beat, blinding the ensemble to the stream.
+LEVEL_FLOOR_SHARE = 0.001
 #: Points averaged plainly (1/n) before the exponential weighting takes over.
 SETTLE_POINTS = 10
 
@@ -43,6 +47,7 @@ class Baseline(SlotState):
         span = self.high[slots] - self.low[slots]
         span = np.where(np.isfinite(span), span, 0.0)
         floor = np.maximum(FLOOR_SHARE * span, 1e-9)
+        floor = np.maximum(floor, LEVEL_FLOOR_SHARE * np.nan_to_num(np.abs(self.level[slots])))
         result: FloatArray = np.maximum(self.spread[slots] * MAD_TO_SIGMA, floor)
         return result
 
