@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from typing import NoReturn
 
 import pytest
 
@@ -14,7 +15,7 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def unavailable(what: str, package: str) -> None:
+def unavailable(what: str, package: str) -> NoReturn:
     """Skip the test naming the package that provides ``what`` (fail instead under CI)."""
     message = f"{what} is not available (install: {package})"
     if in_ci():

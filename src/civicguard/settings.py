@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     replay_window: int = 32
     #: Seconds between retention sweeps inside ``serve`` and ``demo``; 0 turns the schedule off.
     retention_interval: float = Field(default=600.0, ge=0)
+    #: Failed staff sign-ins allowed per account name (known or not) within
+    #: ``login_failure_window`` seconds; beyond it sign-in answers 429 without checking the
+    #: password until the oldest failure ages out. A successful sign-in clears the account.
+    login_failures_per_account: int = Field(default=5, ge=1)
+    #: The same per client address, across account names (IPv6 per /64 network).
+    login_failures_per_address: int = Field(default=20, ge=1)
+    #: Sliding window of the sign-in failure limits, in seconds (15 minutes).
+    login_failure_window: float = Field(default=900.0, gt=0)
     #: A fitted water attack model (``civicguard water fit``); empty means the ``water_attack``
     #: detector is not run.
     water_model: str = ""

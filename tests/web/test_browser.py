@@ -11,23 +11,13 @@ import pytest
 
 from civicguard.platform import Platform
 from civicguard.web.server import WebServer
-from tests.services import unavailable
+from tests.browser import CHROMIUM, LAUNCH_ARGS, playwright
 
 from .conftest import PASSWORD, add_staff, bearer, provision
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CENTRE = (21.8818, -102.2916)
 
 
@@ -55,12 +45,8 @@ class GridStreets:
 
 
 def test_operator_sees_a_forced_door_live_and_acknowledges_it(platform: Platform) -> None:
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        unavailable("playwright", "playwright (PyPI)")
-    if not CHROMIUM.exists():
-        unavailable("chromium", "chromium (Debian)")
+    api = playwright()
+    expect, sync_playwright = api.expect, api.sync_playwright
 
     add_staff(platform)
     platform.streets = GridStreets()
@@ -116,6 +102,38 @@ def test_operator_sees_a_forced_door_live_and_acknowledges_it(platform: Platform
             expect(page.locator("#incidents li.acknowledged")).to_contain_text("taken by operator")
             [stored] = platform.store.incidents.query()
             assert (stored.status.value, stored.acknowledged_by) == ("acknowledged", "operator")
+            browser.close()
+    finally:
+        web.stop()
+
+
+def test_a_locked_out_operator_is_told_to_wait_not_that_the_password_is_wrong(
+    platform: Platform,
+) -> None:
+    api = playwright()
+    expect, sync_playwright = api.expect, api.sync_playwright
+    add_staff(platform)
+    web = WebServer(platform, "127.0.0.1", 0)
+    web.start()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+            page = browser.new_page()
+            page.goto(web.url + "/")
+            error = page.locator("#login-error")
+            for attempt in range(6):
+                page.fill("#username", "operator")
+                page.fill("#password", f"guess-{attempt}")
+                page.click("#login-submit")
+                if attempt < 5:
+                    expect(error).to_have_text("Unknown user or wrong password.")
+                    page.evaluate("document.getElementById('login-error').textContent = ''")
+            # The sixth guess is refused unchecked; the page says for how long.
+            expect(error).to_have_text("Too many failed sign-ins: try again in 15 minutes.")
+            # Even the right password now waits.
+            page.fill("#password", PASSWORD)
+            page.click("#login-submit")
+            expect(error).to_contain_text("Too many failed sign-ins")
             browser.close()
     finally:
         web.stop()

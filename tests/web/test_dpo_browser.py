@@ -8,10 +8,10 @@ import pytest
 
 from civicguard.platform import Platform
 from civicguard.web.server import WebServer
-from tests.services import unavailable
+from tests.browser import CHROMIUM, LAUNCH_ARGS, playwright
 
 from .conftest import PASSWORD
-from .test_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
+from .test_browser import ARTIFACTS
 from .test_dpo import CONSENTING, PLATES, REQUESTER, STRANGER, traffic
 
 pytestmark = pytest.mark.browser
@@ -22,12 +22,8 @@ __all__ = ["traffic"]  # the fixture, shared with the API tests
 def test_the_dpo_signs_in_and_reads_the_overview(
     platform: Platform, server: WebServer, traffic: dict[str, Any]
 ) -> None:
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        unavailable("playwright", "playwright (PyPI)")
-    if not CHROMIUM.exists():
-        unavailable("chromium", "chromium (Debian)")
+    api = playwright()
+    expect, sync_playwright = api.expect, api.sync_playwright
     ARTIFACTS.mkdir(exist_ok=True)
 
     with sync_playwright() as pw:

@@ -74,7 +74,7 @@ async function login(event) {
     body: JSON.stringify({ username: $("username").value, password: $("password").value }),
   });
   if (!response.ok) {
-    $("login-error").textContent = "Unknown user or wrong password.";
+    $("login-error").textContent = signInRefusal(response);
     return;
   }
   $("password").value = "";

@@ -53,7 +53,7 @@ async function login(event) {
     method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ username: $("username").value, password: $("password").value }),
   });
-  if (!response.ok) { $("login-error").textContent = "Unknown user or wrong password."; return; }
+  if (!response.ok) { $("login-error").textContent = signInRefusal(response); return; }
   $("password").value = "";
   await start();
 }
