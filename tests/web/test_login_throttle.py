@@ -128,11 +128,19 @@ def test_the_lock_lifts_as_the_failures_leave_the_sliding_window(
 def test_a_successful_sign_in_clears_the_accounts_failures(
     server: Any, client: httpx.Client
 ) -> None:
-    fail(client, "operator", PER_ACCOUNT - 1)
-    assert sign_in(client, "operator").status_code == 200
-    # Without the clearing, the next failure would be the fifth and the one after refused.
-    fail(client, "operator", PER_ACCOUNT)
-    assert sign_in(client, "operator").status_code == 429
+    here, there = {"X-Forwarded-For": "10.1.1.10"}, {"X-Forwarded-For": "10.1.1.20"}
+
+    def attempt(password: str, headers: dict[str, str]) -> int:
+        response = client.post(
+            LOGIN, json={"username": "operator", "password": password}, headers=headers
+        )
+        return response.status_code
+
+    assert [attempt(WRONG, here) for _ in range(PER_ACCOUNT - 1)] == [401] * (PER_ACCOUNT - 1)
+    assert attempt(PASSWORD, here) == 200
+    # Without the clearing, the first failure from elsewhere would be the fifth, the next refused.
+    assert [attempt(WRONG, there) for _ in range(PER_ACCOUNT)] == [401] * PER_ACCOUNT
+    assert attempt(WRONG, there) == 429
 
 
 def test_one_address_is_limited_across_account_names(
@@ -232,3 +240,58 @@ def test_ipv6_clients_are_counted_per_64_network() -> None:
     assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
     assert address_key("::ffff:192.0.2.7") == "192.0.2.7" == address_key("192.0.2.7")
     assert address_key(None) == "unknown"
+
+
+def test_guesses_from_elsewhere_do_not_lock_an_operator_out_of_their_own_console(
+    server: Any, client: httpx.Client
+) -> None:
+    # uvicorn takes the client address from X-Forwarded-For when the proxy is local.
+    console = {"X-Forwarded-For": "10.1.1.10"}
+    attacker = {"X-Forwarded-For": "203.0.113.7"}
+    assert (
+        client.post(
+            LOGIN, json={"username": "operator", "password": PASSWORD}, headers=console
+        ).status_code
+        == 200
+    )
+    for _ in range(PER_ACCOUNT):
+        response = client.post(
+            LOGIN, json={"username": "operator", "password": WRONG}, headers=attacker
+        )
+        assert response.status_code == 401
+    # The account is locked for everyone else, the attacker included...
+    assert (
+        client.post(
+            LOGIN, json={"username": "operator", "password": PASSWORD}, headers=attacker
+        ).status_code
+        == 429
+    )
+    other = {"X-Forwarded-For": "10.1.1.11"}
+    assert (
+        client.post(
+            LOGIN, json={"username": "operator", "password": PASSWORD}, headers=other
+        ).status_code
+        == 429
+    )
+    # ...but not at the console the operator has signed in from before.
+    assert (
+        client.post(
+            LOGIN, json={"username": "operator", "password": PASSWORD}, headers=console
+        ).status_code
+        == 200
+    )
+
+
+def test_a_trusted_address_stays_trusted_only_for_a_while() -> None:
+    clock = ManualClock(0.0)
+    throttle = LoginThrottle(clock, per_account=1, per_address=10, window_s=600.0, trust_s=3600.0)
+    attempt = throttle.admit("ana", "10.0.0.1")
+    assert isinstance(attempt, Attempt)
+    throttle.succeeded(attempt)
+    clock.advance(3000.0)
+    throttle.failed(throttle.admit("ana", "10.0.0.9"))  # type: ignore[arg-type]
+    assert isinstance(throttle.admit("ana", "10.0.0.9"), Lockout)
+    assert isinstance(throttle.admit("ana", "10.0.0.1"), Attempt)
+    clock.advance(600.0)  # 3600 s since the sign-in: no longer trusted
+    throttle.failed(throttle.admit("ana", "10.0.0.9"))  # type: ignore[arg-type]
+    assert isinstance(throttle.admit("ana", "10.0.0.1"), Lockout)

@@ -14,6 +14,11 @@ each limit once per process), and a restart forgets every failure. The number of
 addresses remembered is bounded (``max_keys``): an attacker spraying names from many addresses
 evicts the keys that failed longest ago first.
 
+An address an account has signed in from before (within ``trust_s``, 30 days by default) is
+exempt from that account's lock, though not from its own address limit: otherwise anyone who
+knows an operator's name could lock them out of the command centre, in the middle of an
+incident, with five wrong guesses from anywhere. Trusted pairs are remembered in memory too.
+
 IPv6 clients are counted per /64 network: one host usually holds a whole /64, and counting its
 single addresses would let it pick a fresh one for every guess.
 """
@@ -35,8 +40,11 @@ from civicguard.metrics import METRICS
 
 log = logging.getLogger(__name__)
 
-#: How many account names plus addresses with recent failures are remembered at most.
+#: How many account names plus addresses with recent failures are remembered at most (and,
+#: apart, how many account-address pairs that signed in).
 MAX_KEYS = 100_000
+#: How long an address an account signed in from stays exempt from that account's lock.
+TRUST_S = 30 * 86_400.0
 
 SIGN_INS = Counter(
     "civicguard_staff_sign_ins",
@@ -114,6 +122,7 @@ class LoginThrottle:
         per_address: int,
         window_s: float,
         max_keys: int = MAX_KEYS,
+        trust_s: float = TRUST_S,
     ) -> None:
         if per_account < 1 or per_address < 1 or window_s <= 0 or max_keys < 2:
             raise ValueError("limits and max_keys must be positive, the window longer than 0 s")
@@ -127,6 +136,9 @@ class LoginThrottle:
         self._failures: OrderedDict[tuple[Scope, str], deque[float]] = OrderedDict()
         # Keys whose current lockout has been logged and counted (once per lockout).
         self._announced: set[tuple[Scope, str]] = set()
+        # (account, address) -> time of its latest successful sign-in, oldest first.
+        self._trusted: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self.trust_s = trust_s
 
     def admit(self, account: str, address: str) -> Attempt | Lockout:
         """Let a sign-in through to the password check (counted as a failure now), or refuse it.
@@ -139,6 +151,8 @@ class LoginThrottle:
         with self._lock:
             self._forget_expired(now)
             waits = {scope: self._wait(scope, name, now) for scope, name in keys}
+            if self._is_trusted(account, address, now):
+                waits["account"] = 0.0
             locked = tuple(scope for scope, wait in waits.items() if wait > 0)
             if locked:
                 SIGN_INS.labels(outcome="locked_out").inc()
@@ -153,6 +167,11 @@ class LoginThrottle:
         with self._lock:
             self._drop(("account", attempt.account))
             self._take_back(("address", attempt.address), attempt.at)
+            pair = (attempt.account, attempt.address)
+            self._trusted.pop(pair, None)
+            self._trusted[pair] = attempt.at
+            while len(self._trusted) > self._max_keys:
+                self._trusted.popitem(last=False)
         SIGN_INS.labels(outcome="accepted").inc()
 
     def failed(self, attempt: Attempt) -> None:
@@ -197,6 +216,10 @@ class LoginThrottle:
         while times and times[0] <= now - self.window_s:
             times.popleft()
         return times
+
+    def _is_trusted(self, account: str, address: str, now: float) -> bool:
+        since = self._trusted.get((account, address))
+        return since is not None and now - since < self.trust_s
 
     def _count(self, key: tuple[Scope, str], now: float) -> int:
         times = self._live(key, now)
