@@ -115,7 +115,8 @@ class Platform:
         stored_high = store.readings.max_seq()
         guard = SequenceGuard(window=settings.replay_window, resume=stored_high.get)
         citizens = Citizens.build(catalog, keys, engine, clock)
-        for target in citizen_targets(catalog.retention, citizens.rights.records):
+        records = citizens.rights.records
+        for target in citizen_targets(catalog.retention, records, keys, key_events):
             retention.register(target)
         ingest = IngestService(Decoder(catalog), gateway, guard, log, clock, consent=citizens.gate)
         desk = IncidentDesk(

@@ -164,7 +164,10 @@ class ConsentRegistry:
                 )
             )
 
-        record = signed(handle)
-        sealed = self.vault.seal(handle, orjson.dumps(record), receipt_context(receipt_id))
-        self.consents.add_receipt(receipt_id, handle, stream.name, action, at, sealed)
+        record = orjson.dumps(signed(handle))
+        with self.vault.sealing(handle) as box:
+            sealed = box.seal(record, receipt_context(receipt_id))
+            self.consents.add_receipt(
+                receipt_id, handle, stream.name, action, at, sealed, conn=box.conn
+            )
         return signed(citizen_id.strip())

@@ -6,13 +6,33 @@ kind of record. Subjects appear only as handles; sealed columns hold AES-GCM cip
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, union, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, union, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from civicguard.store import schema
+
+#: The tables whose rows name a subject by handle; while one does, the subject's key stays.
+SUBJECT_LINKED = (
+    schema.consents,
+    schema.consent_receipts,
+    schema.subject_requests,
+    schema.citizen_reports,
+)
+
+
+@contextmanager
+def _begin(engine: Engine, conn: Connection | None) -> Iterator[Connection]:
+    """``conn`` if the caller has a transaction open on it, else a new transaction."""
+    if conn is not None:
+        yield conn
+        return
+    with engine.begin() as fresh:
+        yield fresh
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +126,18 @@ class ConsentRepository:
             return [dict(r) for r in conn.execute(q).mappings()]
 
     def add_receipt(
-        self, receipt_id: str, subject: str, stream: str, action: str, at: float, sealed: bytes
+        self,
+        receipt_id: str,
+        subject: str,
+        stream: str,
+        action: str,
+        at: float,
+        sealed: bytes,
+        conn: Connection | None = None,
     ) -> None:
-        """Keep the sealed record copy of a receipt."""
-        with self._engine.begin() as conn:
-            conn.execute(
+        """Keep the sealed record copy of a receipt (in ``conn``'s transaction if given)."""
+        with _begin(self._engine, conn) as tx:
+            tx.execute(
                 insert(schema.consent_receipts).values(
                     id=receipt_id,
                     subject=subject,
@@ -165,10 +192,75 @@ class ConsentRepository:
 
 
 class SubjectRepository:
-    """Subjects known by handle, and when each was erased."""
+    """Subjects known by handle, and when each was erased.
+
+    The subject's row is also the lock that keeps sealing and key destruction apart: whoever
+    seals under a subject's key and keeps the result, and whoever destroys that key, does so
+    inside :meth:`held` (see :mod:`civicguard.citizens.vault`).
+    """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+
+    @contextmanager
+    def held(self, handle: str, at: float) -> Iterator[Connection]:
+        """A transaction that holds ``handle``'s row (recorded, first seen at ``at``, if new).
+
+        Its first statement is an upsert that writes the row: PostgreSQL locks the row (a
+        concurrent upsert of the same handle waits, and inserts afresh if this transaction
+        deleted it), SQLite takes the database's write lock. Either way no two ``held``
+        transactions of one handle overlap, and every read inside sees what was committed
+        before the lock was granted. Write nothing through another connection meanwhile: on
+        SQLite it would wait for this very lock.
+        """
+        t = schema.subjects
+        with self._engine.begin() as conn:
+            values = {"handle": handle, "first_seen": at}
+            keep = {"first_seen": t.c.first_seen}  # an update that changes nothing, but locks
+            dialect = conn.dialect.name
+            if dialect == "postgresql":
+                stmt: Any = postgresql.insert(t).values(**values)
+                conn.execute(stmt.on_conflict_do_update(index_elements=[t.c.handle], set_=keep))
+            elif dialect == "sqlite":
+                stmt = sqlite.insert(t).values(**values)
+                conn.execute(stmt.on_conflict_do_update(index_elements=[t.c.handle], set_=keep))
+            elif not conn.execute(update(t).where(t.c.handle == handle).values(keep)).rowcount:
+                conn.execute(insert(t).values(**values))  # pragma: no cover - other databases
+            yield conn
+
+    def restart(self, conn: Connection, handle: str, at: float) -> None:
+        """A subject erased before starts over at ``at`` (inside :meth:`held`)."""
+        t = schema.subjects
+        conn.execute(
+            update(t)
+            .where(t.c.handle == handle, t.c.erased_at.is_not(None))
+            .values(first_seen=at, erased_at=None)
+        )
+
+    def in_use(self, conn: Connection, handle: str) -> bool:
+        """True if a consent, receipt, request or report of ``handle`` is left."""
+        return any(
+            conn.execute(select(t.c.subject).where(t.c.subject == handle).limit(1)).first()
+            for t in SUBJECT_LINKED
+        )
+
+    def handles_in_use(self) -> set[str]:
+        """Every handle that a consent, receipt, request or report still names."""
+        q = union(*(select(t.c.subject).where(t.c.subject.is_not(None)) for t in SUBJECT_LINKED))
+        with self._engine.connect() as conn:
+            return {str(h) for (h,) in conn.execute(q)}
+
+    def remembered(self) -> set[str]:
+        """Handles of the subjects recorded and not erased."""
+        t = schema.subjects
+        with self._engine.connect() as conn:
+            return set(conn.execute(select(t.c.handle).where(t.c.erased_at.is_(None))).scalars())
+
+    def forget(self, conn: Connection, handle: str) -> bool:
+        """Delete ``handle``'s row unless it records an erasure; True if it went."""
+        t = schema.subjects
+        done = conn.execute(delete(t).where(t.c.handle == handle, t.c.erased_at.is_(None)))
+        return bool(done.rowcount)
 
     def ensure(self, handle: str, at: float) -> None:
         """Record ``handle`` if it is new (a subject erased before starts over)."""
@@ -182,13 +274,13 @@ class SubjectRepository:
                     update(t).where(t.c.handle == handle).values(first_seen=at, erased_at=None)
                 )
 
-    def mark_erased(self, handle: str, at: float) -> None:
-        """Record that ``handle``'s key was destroyed at ``at``."""
+    def mark_erased(self, handle: str, at: float, conn: Connection | None = None) -> None:
+        """Record that ``handle``'s key was destroyed at ``at`` (in ``conn``'s transaction)."""
         t = schema.subjects
-        with self._engine.begin() as conn:
-            done = conn.execute(update(t).where(t.c.handle == handle).values(erased_at=at))
+        with _begin(self._engine, conn) as tx:
+            done = tx.execute(update(t).where(t.c.handle == handle).values(erased_at=at))
             if not done.rowcount:
-                conn.execute(insert(t).values(handle=handle, first_seen=at, erased_at=at))
+                tx.execute(insert(t).values(handle=handle, first_seen=at, erased_at=at))
 
     def counts(self) -> dict[str, int]:
         """How many subjects are known, and how many of them were erased."""
@@ -222,10 +314,10 @@ class RequestRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def add(self, row: dict[str, Any]) -> None:
-        """Store a new request."""
-        with self._engine.begin() as conn:
-            conn.execute(insert(schema.subject_requests).values(**row))
+    def add(self, row: dict[str, Any], conn: Connection | None = None) -> None:
+        """Store a new request (in ``conn``'s transaction if given)."""
+        with _begin(self._engine, conn) as tx:
+            tx.execute(insert(schema.subject_requests).values(**row))
 
     def finish(self, request_id: str, at: float, by: str) -> bool:
         """Mark a pending request done; False if there is no such pending request."""
@@ -288,10 +380,10 @@ class ReportRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def add(self, row: dict[str, Any]) -> None:
-        """Store a new report."""
-        with self._engine.begin() as conn:
-            conn.execute(insert(schema.citizen_reports).values(**row))
+    def add(self, row: dict[str, Any], conn: Connection | None = None) -> None:
+        """Store a new report (in ``conn``'s transaction if given)."""
+        with _begin(self._engine, conn) as tx:
+            tx.execute(insert(schema.citizen_reports).values(**row))
 
     def query(
         self, *, since: float | None = None, subject: str | None = None, limit: int = 100

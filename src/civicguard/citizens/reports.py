@@ -111,12 +111,13 @@ class CitizenReports:
             "text": scrubbed,
             "text_sealed": None,
         }
-        if handle is not None:
-            row["text"] = ""
-            row["text_sealed"] = self._vault.seal(
-                handle, scrubbed.encode(), report_context(report_id)
-            )
-        self._reports.add(row)
+        if handle is None:
+            self._reports.add(row)
+            return self._public(row)
+        row["text"] = ""
+        with self._vault.sealing(handle) as box:
+            row["text_sealed"] = box.seal(scrubbed.encode(), report_context(report_id))
+            self._reports.add(row, conn=box.conn)
         return self._public(row)
 
     def list(self, *, since: float | None = None, limit: int = 100) -> list[dict[str, Any]]:

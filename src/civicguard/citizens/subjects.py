@@ -122,8 +122,9 @@ class SubjectRights:
             "requested_at": self.clock.now(),
             "requested_by": by,
         }
-        sealed = self.vault.seal(handle, citizen_id.strip().encode(), request_context(rid))
-        self.records.requests.add({**row, "citizen_sealed": sealed})
+        with self.vault.sealing(handle) as box:
+            sealed = box.seal(citizen_id.strip().encode(), request_context(rid))
+            self.records.requests.add({**row, "citizen_sealed": sealed}, conn=box.conn)
         return row
 
     def pending(self, limit: int = 100) -> list[dict[str, Any]]:

@@ -2,21 +2,33 @@
 
 A subject's key lives in the key store as ``subject/<handle>`` and never in the database, nor
 in any backup of it. Erasure destroys the key: every sealed copy of the subject's data, in the
-live database and in every backup, can then no longer be read.
+live database and in every backup, can then no longer be read. So does retention, once nothing
+of the subject is left (:class:`civicguard.citizens.retention.SubjectKeyRetention`).
+
+Sealing and keeping the sealed row happen in one transaction that holds the subject's row
+(:meth:`SubjectVault.sealing`), and the key is only ever destroyed inside such a transaction
+too (:meth:`SubjectVault.shred`, the retention sweep). So a key is never destroyed between
+sealing something under it and committing the row that keeps it: the destroyer either goes
+first (the writer then creates a fresh key) or waits and sees the row.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Connection
 
 from civicguard.citizens.records import SubjectRepository
 from civicguard.clock import Clock
 from civicguard.privacy.keys import KeyStore
 
 NONCE_BYTES = 12
+#: The key-store namespace of subject keys.
+PREFIX = "subject/"
 
 
 def key_name(handle: str) -> str:
@@ -25,7 +37,21 @@ def key_name(handle: str) -> str:
     >>> key_name("sub_00ff")
     'subject/sub_00ff'
     """
-    return f"subject/{handle}"
+    return f"{PREFIX}{handle}"
+
+
+class Sealing:
+    """Seals for one subject inside an open transaction; keep the result on :attr:`conn`."""
+
+    def __init__(self, key: bytes, conn: Connection) -> None:
+        self._aead = AESGCM(key)
+        #: The transaction that holds the subject; rows written on it commit together.
+        self.conn = conn
+
+    def seal(self, plaintext: bytes, context: str) -> bytes:
+        """Encrypt ``plaintext``, bound to ``context`` (e.g. the row it goes in)."""
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext, context.encode())
 
 
 class SubjectVault:
@@ -36,17 +62,23 @@ class SubjectVault:
         self._subjects = subjects
         self._clock = clock
 
-    def seal(self, handle: str, plaintext: bytes, context: str) -> bytes:
-        """Encrypt ``plaintext`` for ``handle``, bound to ``context`` (e.g. the row it goes in)."""
-        name = key_name(handle)
-        if self._keys.get(name) is None:
-            self._subjects.ensure(handle, self._clock.now())
-        aead = AESGCM(self._keys.get_or_create(name))
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        return nonce + aead.encrypt(nonce, plaintext, context.encode())
+    @contextmanager
+    def sealing(self, handle: str) -> Iterator[Sealing]:
+        """Seal for ``handle`` and keep what was sealed, in one transaction holding the subject.
+
+        Write the sealed rows on ``sealing.conn``: they commit when the block ends, and until
+        then no one destroys the key they were sealed under. A subject without a key (new,
+        erased, or retired by retention) gets a fresh one.
+        """
+        now = self._clock.now()
+        with self._subjects.held(handle, now) as conn:
+            name = key_name(handle)
+            if self._keys.get(name) is None:
+                self._subjects.restart(conn, handle, now)
+            yield Sealing(self._keys.get_or_create(name), conn)
 
     def open(self, handle: str, sealed: bytes, context: str) -> bytes | None:
-        """Decrypt what :meth:`seal` produced; None once the subject's key is destroyed."""
+        """Decrypt what :meth:`sealing` sealed; None once the subject's key is destroyed."""
         key = self._keys.get(key_name(handle))
         if key is None:
             return None
@@ -62,6 +94,8 @@ class SubjectVault:
 
     def shred(self, handle: str) -> bool:
         """Destroy the subject's key and record when; True if there was a key."""
-        destroyed = self._keys.destroy(key_name(handle))
-        self._subjects.mark_erased(handle, self._clock.now())
+        now = self._clock.now()
+        with self._subjects.held(handle, now) as conn:
+            destroyed = self._keys.destroy(key_name(handle))
+            self._subjects.mark_erased(handle, now, conn)
         return destroyed

@@ -18,7 +18,8 @@ built-in ones, in the order they run:
   destruction is recorded. Only keys named ``pseudonym/...`` are ever touched.
 
 Other packages add theirs with :meth:`register` (:mod:`civicguard.citizens.retention`: consents,
-receipts, subject requests, erased subjects, citizen reports).
+receipts, subject requests, erased subjects, citizen reports, and the subject keys of subjects
+with none of those left).
 It runs on a schedule inside ``serve`` and ``demo`` and once as ``civicguard retention run``.
 """
 
@@ -155,7 +156,8 @@ class PseudonymKeyRetention:
         destroyed = 0
         for name in self.keys.names():
             if not name.startswith(PREFIX):
-                continue  # subject, signing and sealing keys are not retention's to destroy
+                continue  # subject keys are the citizens' target's; signing and sealing
+                # keys live on
             key = parse_key_name(name, rotation)
             if key is None:
                 continue

@@ -24,25 +24,55 @@ class KeyEventRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def record(self, name: str, event: str, at: float, reason: str = "") -> bool:
-        """Record ``event`` for key ``name``; False if that event was already recorded."""
+    def record(
+        self, name: str, event: str, at: float, reason: str = "", *, replace: bool = False
+    ) -> bool:
+        """Record ``event`` for key ``name``; False if that event was already recorded.
+
+        ``replace``: a name that is used again (a subject's key, created afresh after the last
+        one was destroyed) keeps only its latest event of each kind; always True.
+        """
         if event not in (CREATED, DESTROYED):
             raise ValueError(f"key event must be {CREATED!r} or {DESTROYED!r}, got {event!r}")
         values = {"name": name, "event": event, "at": at, "reason": reason}
         t = schema.key_events
+        latest = {"at": at, "reason": reason}
         with self._engine.begin() as conn:
             dialect = conn.dialect.name
-            if dialect == "postgresql":
-                stmt: Any = postgresql.insert(t).values(**values).on_conflict_do_nothing()
-            elif dialect == "sqlite":
-                stmt = sqlite.insert(t).values(**values).on_conflict_do_nothing()
+            if dialect in ("postgresql", "sqlite"):
+                dialect_insert: Any = (
+                    postgresql.insert if dialect == "postgresql" else sqlite.insert
+                )
+                stmt: Any = dialect_insert(t).values(**values)
+                stmt = (
+                    stmt.on_conflict_do_update(index_elements=[t.c.name, t.c.event], set_=latest)
+                    if replace
+                    else stmt.on_conflict_do_nothing()
+                )
             else:  # pragma: no cover - the platform runs on SQLite or PostgreSQL only
                 if conn.execute(
                     select(t.c.id).where(t.c.name == name, t.c.event == event)
                 ).first():
-                    return False
+                    if replace:
+                        conn.execute(
+                            update(t).where(t.c.name == name, t.c.event == event).values(latest)
+                        )
+                    return replace
                 stmt = insert(t).values(**values)
             return bool(conn.execute(stmt).rowcount)
+
+    def forget(self, prefix: str, before: float) -> int:
+        """Delete the events before ``before`` of keys named ``prefix...``; return how many.
+
+        For keys whose very name is personal data (``subject/<handle>``), so that their record
+        has a retention of its own; pseudonym keys' records are never forgotten.
+        """
+        t = schema.key_events
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                delete(t).where(t.c.name.startswith(prefix, autoescape=True), t.c.at < before)
+            )
+            return int(result.rowcount)
 
     def get(self, name: str) -> dict[str, dict[str, Any]]:
         """The events of key ``name``: event kind -> {at, reason}."""
