@@ -59,6 +59,29 @@ def test_destroyed_keys_and_erasures_show_as_names_and_counts(
         assert platform.citizens.index.handle(citizen) not in text
 
 
+def test_a_burst_of_subject_key_destructions_does_not_hide_a_pseudonym_key_destruction(
+    platform: Platform, clock: ManualClock
+) -> None:
+    anpr = platform.catalog.stream("traffic.anpr")
+    now = clock.now()
+    old_end = now - (anpr.retention_days + 2) * DAY
+    old = key_name(anpr.name, old_end - DAY, old_end)
+    platform.keys.get_or_create(old)
+    platform.retention.run()
+    clock.advance(60.0)
+    # Then many subjects whose records all age out: retention retires their keys together
+    # (each destruction recorded, but a subject key is listed only as a count).
+    for i in range(25):
+        citizen = f"citizen-{i:03d}"
+        platform.citizens.consent.grant(citizen, "citizen.safety_app")
+        platform.citizens.consent.withdraw(citizen, "citizen.safety_app")
+    retention = platform.catalog.retention
+    clock.advance(max(retention.consent_proof_s, retention.subject_requests_s) + DAY)
+    assert platform.retention.run().removed["subject_keys"] == 25
+    overview = privacy_overview(platform, recent=2)
+    assert [d.name for d in overview.keys.recent_destructions] == [old]
+
+
 def test_refusals_of_no_stream_are_counted_apart(platform: Platform) -> None:
     platform.ingest.refuse(Reason.BAD_CREDENTIALS, "unknown token", Transport.HTTP, b"{}")
     platform.ingest.refuse(Reason.UNKNOWN_DEVICE, "no such device", Transport.MQTT)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from civicguard.catalog.model import Treatment
 from civicguard.privacy.gateway import ACTIONS
 from civicguard.privacy.pseudonyms import PREFIX, parse_key_name
-from civicguard.store.lifecycle import DESTROYED, KeyEventRepository, RetentionRunRepository
+from civicguard.store.lifecycle import KeyEventRepository, RetentionRunRepository
 
 if TYPE_CHECKING:
     from civicguard.catalog.model import FieldSpec, Stream
@@ -316,9 +316,8 @@ def privacy_overview(platform: Platform, *, recent: int = 20) -> PrivacyOverview
     subjects = platform.citizens.rights.records.subjects.counts()
     destructions = tuple(
         KeyDestruction(name=e["name"], at=_iso(e["at"]), reason=e["reason"])
-        for e in journal.all(limit=10 * recent)
-        if e["event"] == DESTROYED and not e["name"].startswith(COUNTED_ONLY)
-    )[:recent]
+        for e in journal.destructions(recent, excluding=COUNTED_ONLY)
+    )
     keys = KeyOverview(
         alive_by_namespace=dict(sorted(namespaces.items())),
         platform_keys=tuple(

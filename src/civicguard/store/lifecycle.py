@@ -88,6 +88,22 @@ class KeyEventRepository:
         with self._engine.connect() as conn:
             return {name for (name,) in conn.execute(q)}
 
+    def destructions(self, limit: int, *, excluding: str) -> list[dict[str, Any]]:
+        """The latest ``limit`` key destructions, newest first, but of keys named ``excluding...``.
+
+        Filtered in the query, so that a burst of excluded destructions (subject keys retired
+        together) cannot push the others out of the list.
+        """
+        t = schema.key_events
+        q = (
+            select(t)
+            .where(t.c.event == DESTROYED, ~t.c.name.startswith(excluding, autoescape=True))
+            .order_by(t.c.at.desc(), t.c.id.desc())
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
     def all(self, limit: int = 1000) -> list[dict[str, Any]]:
         """Key events, newest first."""
         t = schema.key_events
