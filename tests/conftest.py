@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,31 @@ from civicguard.privacy.keys import MemoryKeyStore
 from civicguard.settings import Settings
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+#: Modules whose tests share one expensive running process through a module-scoped fixture
+#: (the demo: a browser watches it live, then its summary is checked). Under pytest-xdist they
+#: must run on one worker, in order; every other test is scheduled on its own.
+RUN_TOGETHER = frozenset({"tests/sim/test_demo.py"})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist's ``load`` distribution, but ``RUN_TOGETHER`` modules as one unit, sent first.
+
+    ``--dist loadgroup`` with ``xdist_group`` marks would say this, but pytest-xdist 3.8 groups
+    by rewriting node ids, which pytest 9.2 no longer lets it do (pytest-xdist issue 1386).
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        # A scope is one unit of work; the largest scopes go out first (--loadscope-reorder).
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in RUN_TOGETHER else nodeid
+
+    return Scheduling(config, log)
 
 
 @pytest.fixture
