@@ -98,6 +98,22 @@ def test_two_workers_share_the_durable_without_loss_or_duplicates(
     assert sorted(got_a + got_b) == list(range(100))
 
 
+def test_a_publish_waits_for_a_stream_that_is_not_listening_yet(
+    nats_log: NatsLogFactory,
+) -> None:
+    # Two processes starting on a fresh server: one publishes while the stream it needs is
+    # still being set up. Here the stream is gone when the publish starts and back 0.3 s later.
+    ingest = nats_log()
+    ingest.delete()
+    back = threading.Timer(0.3, lambda: nats_log("others"))  # connecting creates the stream
+    back.start()
+    try:
+        ingest.publish([batch(3, first_seq=0)])
+    finally:
+        back.join()
+    assert seqs(drain(nats_log())) == [0, 1, 2]
+
+
 def test_a_batch_over_the_server_payload_limit_is_split(nats_log: NatsLogFactory) -> None:
     big = batch(25_000)
     log = nats_log()

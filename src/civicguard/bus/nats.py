@@ -34,7 +34,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoStreamResponseError, NotFoundError
 
 from civicguard.bus.codec import decode, encode
 from civicguard.bus.port import Event
@@ -48,6 +48,11 @@ T = TypeVar("T")
 _GRACE = 10.0
 #: Seconds to wait for events already in the stream once a consume has its first one.
 _READY = 0.01
+#: A publish that no stream answered ("no responders": it was not stored) is sent again this
+#: many times, this many seconds apart. A stream that was just created, or whose server has
+#: just restarted, can take a moment to listen on its subjects.
+_NO_STREAM_RETRIES = 3
+_NO_STREAM_PAUSE = 0.25
 
 
 class NatsEventLog:
@@ -242,8 +247,29 @@ class NatsEventLog:
         assert self._js is not None
         # Send everything first and wait for the acks together: one round trip per call,
         # not per event, and the order of sending is the order in the stream.
-        acks = [await self._js.publish_async(subject, data) for subject, data in frames]
-        await asyncio.wait_for(asyncio.gather(*acks), self.timeout)
+        for attempt in range(_NO_STREAM_RETRIES + 1):
+            acks = [await self._js.publish_async(subject, data) for subject, data in frames]
+            results = await asyncio.wait_for(
+                asyncio.gather(*acks, return_exceptions=True), self.timeout
+            )
+            unheard = [f for f, r in zip(frames, results, strict=True) if _unheard(r)]
+            for result in results:
+                if isinstance(result, BaseException) and not _unheard(result):
+                    raise result
+            if not unheard:
+                return
+            if attempt == _NO_STREAM_RETRIES:
+                raise NoStreamResponseError
+            # Nothing unheard was stored, so sending it again cannot duplicate it (it can only
+            # reorder, when a stream starts listening in the middle of one call).
+            log.warning(
+                "no stream answered %d of %d events on %s; sending them again",
+                len(unheard),
+                len(frames),
+                self.url,
+            )
+            frames = unheard
+            await asyncio.sleep(_NO_STREAM_PAUSE)
 
     async def _subscription(self) -> JetStreamContext.PullSubscription:
         if self._sub is None:
@@ -326,6 +352,11 @@ class NatsEventLog:
                 await msg.nak()
             await self._nc.flush()
         await self._nc.close()
+
+
+def _unheard(result: object) -> bool:
+    """Whether a publish's result says no stream answered it (so it was not stored)."""
+    return isinstance(result, NoStreamResponseError)
 
 
 def measure_throughput(
