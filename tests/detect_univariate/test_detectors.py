@@ -235,6 +235,17 @@ def test_ensemble_still_sees_a_flat_stream_after_its_first_wobble() -> None:
     assert alarms.tolist() == [400, 2550]
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_ensemble_sees_a_surge_on_a_stream_that_started_flat_at_zero(seed: int) -> None:
+    # A counter that read 0 for its first 600 points (a square at night), then counts a few
+    # people a step: its first counts must not set records that no later surge can beat.
+    values = np.zeros(4000)
+    values[600:] = np.random.default_rng(seed).poisson(3.0, 3400)
+    values[3000:3010] += 40.0
+    alarms = np.flatnonzero(run_alone(Ensemble, values) >= 0.5)
+    assert ((alarms >= 3000) & (alarms < 3010)).any()
+
+
 def test_public_api_is_complete() -> None:
     exported = {
         name

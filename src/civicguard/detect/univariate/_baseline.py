@@ -17,8 +17,14 @@ FLOOR_SHARE = 0.002
 #: range, and a wobble measured against nothing would set a record (billions of sigmas) that
 #: nothing later could beat, blinding the ensemble to the stream.
 LEVEL_FLOOR_SHARE = 0.001
-#: Points averaged plainly (1/n) before the exponential weighting takes over.
+#: Points averaged plainly (1/n) before the exponential weighting takes over, counted from the
+#: stream's first change of value: a stream that sat on one value has no spread to speak of,
+#: and learns its level and spread anew, quickly, once it starts to move.
 SETTLE_POINTS = 10
+#: Until it has settled, its sigma is at least this share of the range seen so far: a coarse
+#: yardstick, so that its first moves are not billions of sigmas (a record no later event of
+#: the stream could beat).
+SETTLING_FLOOR_SHARE = 0.1
 
 
 class Baseline(SlotState):
@@ -29,6 +35,8 @@ class Baseline(SlotState):
     low: FloatArray
     high: FloatArray
     count: FloatArray
+    #: Points learned since the stream's first change of value (0 while it has not changed).
+    moving: FloatArray
 
     def __init__(self, alpha: float) -> None:
         super().__init__(
@@ -38,6 +46,7 @@ class Baseline(SlotState):
                 ("low", (), np.inf),
                 ("high", (), -np.inf),
                 ("count", (), 0.0),
+                ("moving", (), 0.0),
             )
         )
         self.alpha = alpha
@@ -48,6 +57,11 @@ class Baseline(SlotState):
         span = np.where(np.isfinite(span), span, 0.0)
         floor = np.maximum(FLOOR_SHARE * span, 1e-9)
         floor = np.maximum(floor, LEVEL_FLOOR_SHARE * np.nan_to_num(np.abs(self.level[slots])))
+        floor = np.where(
+            self.moving[slots] < SETTLE_POINTS,
+            np.maximum(floor, SETTLING_FLOOR_SHARE * span),
+            floor,
+        )
         result: FloatArray = np.maximum(self.spread[slots] * MAD_TO_SIGMA, floor)
         return result
 
@@ -63,13 +77,18 @@ class Baseline(SlotState):
         old = self.level[slots]
         fresh = np.isnan(old)
         count = self.count[slots]
-        # Early on the average is plain (1/n) so the first points set the scale quickly.
-        rate = np.maximum(self.alpha, 1.0 / (count + 1.0))
+        low = np.minimum(self.low[slots], values)
+        high = np.maximum(self.high[slots], values)
+        moving = self.moving[slots] + (high > low)
+        # Early on (since the first change of value) the average is plain (1/n), so the first
+        # points of a stream that moves set its scale quickly.
+        rate = np.maximum(self.alpha, 1.0 / (moving + 1.0))
         deviation = np.where(fresh, 0.0, values - old)
-        limit = np.where(count < SETTLE_POINTS, np.inf, CLIP_SIGMAS * self.sigma(slots))
+        limit = np.where(moving <= SETTLE_POINTS, np.inf, CLIP_SIGMAS * self.sigma(slots))
         clipped = np.clip(deviation, -limit, limit)
         self.level[slots] = np.where(fresh, values, old + rate * clipped)
         self.spread[slots] += np.where(fresh, 0.0, rate * (np.abs(clipped) - self.spread[slots]))
         self.count[slots] = count + 1.0
-        self.low[slots] = np.minimum(self.low[slots], values)
-        self.high[slots] = np.maximum(self.high[slots], values)
+        self.moving[slots] = moving
+        self.low[slots] = low
+        self.high[slots] = high
