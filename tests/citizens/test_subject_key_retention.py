@@ -364,3 +364,39 @@ def test_cli_retention_run_prints_the_subject_keys_it_destroyed(
     assert not any(n.startswith("subject/") for n in FileKeyStore.in_dir(data).names())
     again = CliRunner().invoke(app, ["retention", "run", "--data-dir", str(data)])
     assert "subject_keys: 0 removed" in again.output
+
+
+def test_a_grant_arriving_during_an_erasure_survives_it(
+    live: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The erasure holds the subject from the key's destruction to the last deleted row."""
+    keys = live.keys
+    assert isinstance(keys, PausingKeys)
+    citizens = live.citizens
+    citizens.consent.grant(CITIZEN, APP_STREAM)
+    consents = citizens.rights.records.consents
+    granted = threading.Event()
+    real_delete = consents.delete_subject
+
+    def delete_once_the_grant_is_in(subject: str, conn: Any = None) -> int:
+        # Unsafe, the grant gets in between the key's destruction and this delete (which
+        # then takes it too); safe, the grant waits for the erasure, so this waits in vain.
+        granted.wait(timeout=1.0)
+        return real_delete(subject, conn)
+
+    monkeypatch.setattr(consents, "delete_subject", delete_once_the_grant_is_in)
+    eraser = threading.Thread(target=lambda: citizens.rights.erase(CITIZEN, by="staff:dpo"))
+    eraser.start()
+    assert keys.destroying.wait(timeout=10)
+
+    def grant_again() -> None:
+        citizens.consent.grant(CITIZEN, APP_STREAM)
+        granted.set()
+
+    granter = threading.Thread(target=grant_again)
+    granter.start()
+    eraser.join(timeout=60)
+    granter.join(timeout=60)
+    assert not eraser.is_alive() and not granter.is_alive()
+    assert citizens.consent.valid(CITIZEN, APP_STREAM)
+    assert key_of(live) is not None

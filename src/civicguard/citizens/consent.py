@@ -18,7 +18,7 @@ from civicguard.catalog.model import Catalog, LegalBasis, Stream
 from civicguard.citizens.handles import SubjectIndex
 from civicguard.citizens.receipts import ReceiptSigner, build_receipt
 from civicguard.citizens.records import ConsentRepository
-from civicguard.citizens.vault import SubjectVault
+from civicguard.citizens.vault import Sealing, SubjectVault
 from civicguard.clock import Clock
 
 #: How receipts describe the way consent was collected, unless the caller says otherwise.
@@ -100,11 +100,14 @@ class ConsentRegistry:
         handle = self.index.handle(citizen_id)
         at = self.clock.now() if at is None else at
         receipt_id = str(uuid.uuid4())
-        self.consents.grant(handle, spec.name, wanted, at, receipt_id)
-        return Issued(
-            tuple(wanted),
-            self._issue("grant", spec, wanted, citizen_id, handle, at, receipt_id, method),
-        )
+        # The span and its receipt are written holding the subject, so an erasure of the same
+        # citizen running meanwhile is wholly before or wholly after them (never between).
+        with self.vault.sealing(handle) as box:
+            self.consents.grant(handle, spec.name, wanted, at, receipt_id, box.conn)
+            receipt = self._issue(
+                "grant", spec, wanted, citizen_id, handle, at, receipt_id, method, box
+            )
+        return Issued(tuple(wanted), receipt)
 
     def withdraw(
         self,
@@ -121,13 +124,14 @@ class ConsentRegistry:
         handle = self.index.handle(citizen_id)
         at = self.clock.now() if at is None else at
         receipt_id = str(uuid.uuid4())
-        closed = self.consents.withdraw(handle, spec.name, wanted, at, receipt_id)
-        if not closed:
-            raise ConsentError(f"there is no consent in force to withdraw for {spec.name}")
-        return Issued(
-            tuple(closed),
-            self._issue("withdraw", spec, closed, citizen_id, handle, at, receipt_id, method),
-        )
+        with self.vault.sealing(handle) as box:
+            closed = self.consents.withdraw(handle, spec.name, wanted, at, receipt_id, box.conn)
+            if not closed:
+                raise ConsentError(f"there is no consent in force to withdraw for {spec.name}")
+            receipt = self._issue(
+                "withdraw", spec, closed, citizen_id, handle, at, receipt_id, method, box
+            )
+        return Issued(tuple(closed), receipt)
 
     def valid(self, citizen_id: str, stream: str, at: float | None = None) -> bool:
         """True if the subject consents, at ``at``, to every purpose of ``stream``."""
@@ -148,7 +152,10 @@ class ConsentRegistry:
         at: float,
         receipt_id: str,
         method: str,
+        box: Sealing,
     ) -> dict[str, Any]:
+        """Sign the receipt, keep it sealed in ``box``'s transaction; the citizen's copy."""
+
         def signed(principal: str) -> dict[str, Any]:
             return self.signer.sign(
                 build_receipt(
@@ -165,9 +172,8 @@ class ConsentRegistry:
             )
 
         record = orjson.dumps(signed(handle))
-        with self.vault.sealing(handle) as box:
-            sealed = box.seal(record, receipt_context(receipt_id))
-            self.consents.add_receipt(
-                receipt_id, handle, stream.name, action, at, sealed, conn=box.conn
-            )
+        sealed = box.seal(record, receipt_context(receipt_id))
+        self.consents.add_receipt(
+            receipt_id, handle, stream.name, action, at, sealed, conn=box.conn
+        )
         return signed(citizen_id.strip())

@@ -58,13 +58,20 @@ class ConsentRepository:
         self._engine = engine
 
     def grant(
-        self, subject: str, stream: str, purposes: Sequence[str], at: float, receipt: str
+        self,
+        subject: str,
+        stream: str,
+        purposes: Sequence[str],
+        at: float,
+        receipt: str,
+        conn: Connection | None = None,
     ) -> list[str]:
-        """Open a span for each purpose not already consented to; return those purposes."""
+        """Open a span for each purpose not already consented to (in ``conn``'s transaction);
+        return those purposes."""
         t = schema.consents
-        with self._engine.begin() as conn:
+        with _begin(self._engine, conn) as tx:
             open_now = set(
-                conn.execute(
+                tx.execute(
                     select(t.c.purpose).where(
                         t.c.subject == subject, t.c.stream == stream, t.c.withdrawn_at.is_(None)
                     )
@@ -72,7 +79,7 @@ class ConsentRepository:
             )
             new = [p for p in purposes if p not in open_now]
             if new:
-                conn.execute(
+                tx.execute(
                     insert(t),
                     [
                         {
@@ -88,17 +95,24 @@ class ConsentRepository:
             return new
 
     def withdraw(
-        self, subject: str, stream: str, purposes: Sequence[str] | None, at: float, receipt: str
+        self,
+        subject: str,
+        stream: str,
+        purposes: Sequence[str] | None,
+        at: float,
+        receipt: str,
+        conn: Connection | None = None,
     ) -> list[str]:
-        """Close the open spans of ``purposes`` (None: all); return the purposes closed."""
+        """Close the open spans of ``purposes`` (None: all; in ``conn``'s transaction); return
+        the purposes closed."""
         t = schema.consents
         where = [t.c.subject == subject, t.c.stream == stream, t.c.withdrawn_at.is_(None)]
         if purposes is not None:
             where.append(t.c.purpose.in_(list(purposes)))
-        with self._engine.begin() as conn:
-            closed = sorted(set(conn.execute(select(t.c.purpose).where(*where)).scalars()))
+        with _begin(self._engine, conn) as tx:
+            closed = sorted(set(tx.execute(select(t.c.purpose).where(*where)).scalars()))
             if closed:
-                conn.execute(
+                tx.execute(
                     update(t).where(*where).values(withdrawn_at=at, withdraw_receipt=receipt)
                 )
             return closed
@@ -174,18 +188,17 @@ class ConsentRepository:
         )
         with self._engine.begin() as conn:
             return int(
-                conn.execute(
-                    delete(r).where(r.c.issued_at < before, r.c.id.not_in(named))
-                ).rowcount
+                conn.execute(delete(r).where(r.c.issued_at < before, r.c.id.not_in(named))).rowcount
             )
 
-    def delete_subject(self, subject: str) -> int:
-        """Delete every consent span and receipt of ``subject``; return the rows removed."""
-        with self._engine.begin() as conn:
-            n = conn.execute(
+    def delete_subject(self, subject: str, conn: Connection | None = None) -> int:
+        """Delete every consent span and receipt of ``subject`` (in ``conn``'s transaction);
+        return the rows removed."""
+        with _begin(self._engine, conn) as tx:
+            n = tx.execute(
                 delete(schema.consents).where(schema.consents.c.subject == subject)
             ).rowcount
-            n += conn.execute(
+            n += tx.execute(
                 delete(schema.consent_receipts).where(schema.consent_receipts.c.subject == subject)
             ).rowcount
             return int(n)
@@ -330,11 +343,12 @@ class RequestRepository:
             )
             return bool(result.rowcount)
 
-    def forget_citizen(self, subject: str) -> int:
-        """Drop the sealed citizen id of every request of ``subject``; return how many."""
+    def forget_citizen(self, subject: str, conn: Connection | None = None) -> int:
+        """Drop the sealed citizen id of every request of ``subject`` (in ``conn``'s
+        transaction); return how many."""
         t = schema.subject_requests
-        with self._engine.begin() as conn:
-            result = conn.execute(
+        with _begin(self._engine, conn) as tx:
+            result = tx.execute(
                 update(t)
                 .where(t.c.subject == subject, t.c.citizen_sealed.is_not(None))
                 .values(citizen_sealed=None)
@@ -404,11 +418,11 @@ class ReportRepository:
         with self._engine.begin() as conn:
             return int(conn.execute(delete(t).where(t.c.received_at < before)).rowcount)
 
-    def delete_subject(self, subject: str) -> int:
-        """Delete the reports ``subject`` filed; return how many."""
+    def delete_subject(self, subject: str, conn: Connection | None = None) -> int:
+        """Delete the reports ``subject`` filed (in ``conn``'s transaction); return how many."""
         t = schema.citizen_reports
-        with self._engine.begin() as conn:
-            return int(conn.execute(delete(t).where(t.c.subject == subject)).rowcount)
+        with _begin(self._engine, conn) as tx:
+            return int(tx.execute(delete(t).where(t.c.subject == subject)).rowcount)
 
 
 class CitizenRecords:

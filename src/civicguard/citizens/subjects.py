@@ -271,11 +271,16 @@ class SubjectRights:
             if request is None or request["subject"] != handle or request["status"] != "pending":
                 raise LookupError(f"no pending erasure request {request_id!r} of this subject")
         # The key goes first: from this instant every sealed copy, backups included, is noise.
-        destroyed = self.vault.shred(handle)
-        deleted = self.readings.delete(citizen_id) if self.readings else 0
-        deleted += self.records.consents.delete_subject(handle)
-        deleted += self.records.reports.delete_subject(handle)
-        self.records.requests.forget_citizen(handle)
+        # The rows go in the same transaction, which holds the subject: a grant or report of
+        # the same citizen arriving meanwhile waits, then starts afresh under a new key.
+        with self.vault.shredding(handle) as shredded:
+            destroyed = shredded.destroyed
+            deleted = self.records.consents.delete_subject(handle, shredded.conn)
+            deleted += self.records.reports.delete_subject(handle, shredded.conn)
+            self.records.requests.forget_citizen(handle, shredded.conn)
+        # Readings are not sealed under the subject key (they carry a pseudonym under the
+        # stream's keys), and live in their own table: deleted after, on their own.
+        deleted += self.readings.delete(citizen_id) if self.readings else 0
         rid = self._settle(handle, RequestKind.ERASURE, by, request_id)
         return ErasureReport(
             request_id=rid, subject=handle, key_destroyed=destroyed, rows_deleted=deleted

@@ -7,7 +7,7 @@ of the subject is left (:class:`civicguard.citizens.retention.SubjectKeyRetentio
 
 Sealing and keeping the sealed row happen in one transaction that holds the subject's row
 (:meth:`SubjectVault.sealing`), and the key is only ever destroyed inside such a transaction
-too (:meth:`SubjectVault.shred`, the retention sweep). So a key is never destroyed between
+too (:meth:`SubjectVault.shredding`, the retention sweep). So a key is never destroyed between
 sealing something under it and committing the row that keeps it: the destroyer either goes
 first (the writer then creates a fresh key) or waits and sees the row.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -52,6 +53,14 @@ class Sealing:
         """Encrypt ``plaintext``, bound to ``context`` (e.g. the row it goes in)."""
         nonce = secrets.token_bytes(NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, plaintext, context.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Shredded:
+    """A subject key destroyed (``destroyed``: there was one) in the open transaction ``conn``."""
+
+    destroyed: bool
+    conn: Connection
 
 
 class SubjectVault:
@@ -92,10 +101,16 @@ class SubjectVault:
         """True while the subject's key exists."""
         return self._keys.get(key_name(handle)) is not None
 
-    def shred(self, handle: str) -> bool:
-        """Destroy the subject's key and record when; True if there was a key."""
+    @contextmanager
+    def shredding(self, handle: str) -> Iterator[Shredded]:
+        """Destroy the subject's key and record when, in a transaction holding the subject.
+
+        Delete the subject's rows on ``shredded.conn`` inside the block: they go in the same
+        transaction, so a grant or report of the same citizen arriving meanwhile waits, then
+        starts afresh under a new key, and is not deleted with the old rows.
+        """
         now = self._clock.now()
         with self._subjects.held(handle, now) as conn:
             destroyed = self._keys.destroy(key_name(handle))
             self._subjects.mark_erased(handle, now, conn)
-        return destroyed
+            yield Shredded(destroyed=destroyed, conn=conn)
