@@ -14,6 +14,7 @@ import random
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,6 +185,7 @@ def run_pipeline(
         stored = platform.store.readings.count()
         refused = sum(platform.store.dead_letters.count_by_reason().values())
         latencies = np.array(platform.processor.latencies or [np.nan])
+        raised = Counter(a.detector for a in platform.store.alerts.query(limit=total))
         platform.close()
     return {
         "readings": float(total),
@@ -194,6 +196,8 @@ def run_pipeline(
         "alerts": float(len(platform.processor.latencies)),
         "latency_p50_ms": float(np.nanpercentile(latencies, 50) * 1000),
         "latency_p99_ms": float(np.nanpercentile(latencies, 99) * 1000),
+        # Stored alerts by detector, as "alerts.<detector>".
+        **{f"alerts.{name}": float(n) for name, n in sorted(raised.items())},
     }
 
 
@@ -207,6 +211,12 @@ def run_ingest_benchmark(readings: int, mqtt_messages: int, mqtt_port: int) -> N
         f"{int(figures['stored']):,} stored, {int(figures['refused']):,} refused, "
         f"{int(figures['alerts'])} alerts"
     )
+    by_detector = ", ".join(
+        f"{key.removeprefix('alerts.')} {int(n)}"
+        for key, n in figures.items()
+        if key.startswith("alerts.")
+    )
+    console.print(f"alerts by detector: {by_detector or 'none'}")
     cost = 1 - figures["readings_per_s"] / bare["readings_per_s"]
     console.print(
         f"privacy gateway: {figures['readings_per_s']:,.0f} readings/s with it, "
