@@ -46,23 +46,6 @@ function showLogin() {
   $("username").focus();
 }
 
-async function login(event) {
-  event.preventDefault();
-  $("login-error").textContent = "";
-  const response = await fetch(API + "/auth/login", {
-    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ username: $("username").value, password: $("password").value }),
-  });
-  if (!response.ok) { $("login-error").textContent = signInRefusal(response); return; }
-  $("password").value = "";
-  await start();
-}
-
-async function logout() {
-  await fetch(API + "/auth/logout", { method: "POST", credentials: "same-origin" });
-  showLogin();
-}
-
 // ---- the overview -------------------------------------------------------------------------
 
 function renderStream(s) {
@@ -182,8 +165,8 @@ async function start() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  $("login-form").addEventListener("submit", login);
-  $("logout").addEventListener("click", logout);
+  $("login-form").addEventListener("submit", (event) => signIn(event, start));
+  $("logout").addEventListener("click", () => signOut(showLogin));
   $("refresh").addEventListener("click", load);
   start();
 });
