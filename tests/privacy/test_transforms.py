@@ -220,3 +220,9 @@ def _text_value(spec: FieldSpec) -> object:
     if spec.type is FieldType.STRING_LIST:
         return ["02:00:00:00:00:01", "02:00:00:00:00:02"]
     return spec.choices[0] if spec.choices else "AGS1234"
+
+
+def test_a_value_on_a_bound_that_binary_floating_point_rounds_both_ways() -> None:
+    # 6 * 0.1 is 0.6000000000000001 but 0.5 + 0.1 is 0.6: found by hypothesis above.
+    (lower,) = generalise(np.array([0.6]), 0.1)
+    assert lower <= 0.6 < lower + 0.1

@@ -60,8 +60,13 @@ def generalise(values: FloatArray, width: float) -> FloatArray:
     with np.errstate(invalid="ignore"):
         k = np.floor(values / width)
         k = np.where(k * width > values, k - 1, k)
-        k = np.where((k + 1) * width <= values, k + 1, k)
-    return k * width
+        # Both spellings of the next bound: (k + 1) * width and k * width + width can round
+        # apart (0.6 with width 0.1: 0.6000000000000001 and 0.6)...
+        up = ((k + 1) * width <= values) | (k * width + width <= values)
+        k = np.where(up, k + 1, k)
+        # ...and then k * width may round just above the value it stands for.
+        result: FloatArray = np.minimum(k * width, values)
+    return result
 
 
 def bucket_times(ts: FloatArray, width: float) -> FloatArray:
