@@ -59,6 +59,8 @@ def test_a_grant_that_cannot_be_says_why(
 def test_withdrawing_what_was_never_granted_is_an_error(platform: Platform) -> None:
     with pytest.raises(ConsentError, match="no consent in force"):
         platform.citizens.consent.withdraw(ANA, APP_STREAM)
+    # ...that leaves nothing of the citizen behind, not even a key.
+    assert not [n for n in platform.keys.names() if n.startswith("subject/")]
 
 
 def test_the_store_holds_handles_never_the_citizen_id(platform: Platform) -> None:

@@ -15,7 +15,7 @@ first (the writer then creates a fresh key) or waits and sees the row.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -42,15 +42,22 @@ def key_name(handle: str) -> str:
 
 
 class Sealing:
-    """Seals for one subject inside an open transaction; keep the result on :attr:`conn`."""
+    """Seals for one subject inside an open transaction; keep the result on :attr:`conn`.
 
-    def __init__(self, key: bytes, conn: Connection) -> None:
-        self._aead = AESGCM(key)
+    The subject's key is fetched, or created, at the first seal: a block that ends before
+    sealing anything (a withdrawal with nothing to withdraw) leaves no key behind.
+    """
+
+    def __init__(self, key: Callable[[], bytes], conn: Connection) -> None:
+        self._key = key
+        self._aead: AESGCM | None = None
         #: The transaction that holds the subject; rows written on it commit together.
         self.conn = conn
 
     def seal(self, plaintext: bytes, context: str) -> bytes:
         """Encrypt ``plaintext``, bound to ``context`` (e.g. the row it goes in)."""
+        if self._aead is None:
+            self._aead = AESGCM(self._key())
         nonce = secrets.token_bytes(NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, plaintext, context.encode())
 
@@ -84,7 +91,7 @@ class SubjectVault:
             name = key_name(handle)
             if self._keys.get(name) is None:
                 self._subjects.restart(conn, handle, now)
-            yield Sealing(self._keys.get_or_create(name), conn)
+            yield Sealing(lambda: self._keys.get_or_create(name), conn)
 
     def open(self, handle: str, sealed: bytes, context: str) -> bytes | None:
         """Decrypt what :meth:`sealing` sealed; None once the subject's key is destroyed."""
