@@ -104,13 +104,6 @@ class KeyEventRepository:
         with self._engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
 
-    def all(self, limit: int = 1000) -> list[dict[str, Any]]:
-        """Key events, newest first."""
-        t = schema.key_events
-        q = select(t).order_by(t.c.at.desc(), t.c.id.desc()).limit(limit)
-        with self._engine.connect() as conn:
-            return [dict(r) for r in conn.execute(q).mappings()]
-
 
 class RetentionRepository:
     """Deletes (and scrubs) records older than a cutoff; each call returns rows affected."""
