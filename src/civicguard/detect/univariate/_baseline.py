@@ -84,7 +84,7 @@ class Baseline(SlotState):
         # points of a stream that moves set its scale quickly.
         rate = np.maximum(self.alpha, 1.0 / (moving + 1.0))
         deviation = np.where(fresh, 0.0, values - old)
-        limit = np.where(moving <= SETTLE_POINTS, np.inf, CLIP_SIGMAS * self.sigma(slots))
+        limit = np.where(moving < SETTLE_POINTS, np.inf, CLIP_SIGMAS * self.sigma(slots))
         clipped = np.clip(deviation, -limit, limit)
         self.level[slots] = np.where(fresh, values, old + rate * clipped)
         self.spread[slots] += np.where(fresh, 0.0, rate * (np.abs(clipped) - self.spread[slots]))
