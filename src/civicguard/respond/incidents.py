@@ -1,4 +1,9 @@
-"""The incident desk: groups alerts by place and time into incidents and runs their life cycle."""
+"""The incident desk: groups alerts by place and time into incidents and runs their life cycle.
+
+Alerts with a place group by area. Alerts without one (an ingest door probed by strangers, a
+device with no registered site) group by what they are about: their device, else their
+detector, stream and door. They never share an incident only because none of them has a place.
+"""
 
 from __future__ import annotations
 
@@ -31,8 +36,40 @@ def area_of(cell: str) -> str:
     return str(h3.cell_to_parent(cell, AREA_RESOLUTION))
 
 
+def group_key(alert: Alert) -> str:
+    """What ``alert`` groups by: alerts with equal keys within the window share an incident.
+
+    The area of its cell when it has one; else ``device:<id>`` when it names a device; else
+    ``source:<detector>:<stream>:<transport>`` (the transport from its evidence, which is what
+    tells the bursts of strangers at the MQTT door from those at the HTTP door).
+
+    >>> import h3
+    >>> from civicguard.detect.model import Alert, Severity
+    >>> def at(cell, device_id=None, transport=""):
+    ...     return Alert(detector="auth_failures", kind="auth_failure_burst",
+    ...         severity=Severity.MEDIUM, title="t", stream="", device_id=device_id, cell=cell,
+    ...         ts=0.0, created_at=0.0, evidence={"transport": transport}, explanation="")
+    >>> h3.get_resolution(group_key(at(h3.latlng_to_cell(21.8818, -102.2960, 10))))
+    8
+    >>> group_key(at("", "pump-003")), group_key(at("", transport="mqtt"))
+    ('device:pump-003', 'source:auth_failures::mqtt')
+    """
+    if alert.cell:
+        return area_of(alert.cell)
+    if alert.device_id:
+        return f"device:{alert.device_id}"
+    transport = alert.evidence.get("transport")
+    door = transport if isinstance(transport, str) else ""
+    return f"source:{alert.detector}:{alert.stream}:{door}"
+
+
+def key_of(incident: Incident) -> str:
+    """The group key of ``incident``; for one stored before keys were kept, its cell's area."""
+    return incident.group_key or area_of(incident.cell)
+
+
 class IncidentDesk:
-    """Opens incidents for new alerts or attaches them to a recent one in the same area."""
+    """Opens incidents for new alerts or attaches them to a recent one with the same group key."""
 
     def __init__(
         self,
@@ -53,9 +90,14 @@ class IncidentDesk:
         #: one, the default free-text scrubber (loaded on the first note: it takes seconds).
         self._scrub = scrub
         self._lock = threading.Lock()
+        #: The incident each group key's next alert may join: the last one opened for the key
+        #: (rebuilt so from the store, whatever order it returns unresolved incidents in).
         self._active: dict[str, Incident] = {}
         for incident in incidents.unresolved():
-            self._active[area_of(incident.cell)] = incident
+            key = key_of(incident)
+            held = self._active.get(key)
+            if held is None or incident.opened_at > held.opened_at:
+                self._active[key] = incident
 
     def file(self, alerts: Sequence[Alert]) -> list[Alert]:
         """Attach each alert to an incident, store both; return the alerts with incident ids."""
@@ -63,8 +105,8 @@ class IncidentDesk:
         changed: dict[str, Incident] = {}
         with self._lock:
             for alert in alerts:
-                area = area_of(alert.cell)
-                current = self._active.get(area)
+                key = group_key(alert)
+                current = self._active.get(key)
                 fresh = (
                     current is not None
                     and current.status is not IncidentStatus.RESOLVED
@@ -78,9 +120,10 @@ class IncidentDesk:
                         status=IncidentStatus.OPEN,
                         severity=alert.severity.value,
                         title=alert.title,
-                        cell=area,
+                        cell=area_of(alert.cell),
                         district=self.district_of(alert.device_id) if alert.device_id else "",
                         alert_count=1,
+                        group_key=key,
                     )
                 else:
                     worse = Severity(alert.severity).rank > Severity(current.severity).rank
@@ -91,7 +134,7 @@ class IncidentDesk:
                         severity=alert.severity.value if worse else current.severity,
                         title=alert.title if worse else current.title,
                     )
-                self._active[area] = current
+                self._active[key] = current
                 changed[current.id] = current
                 filed.append(dataclasses.replace(alert, incident_id=current.id))
         for incident in changed.values():
@@ -139,10 +182,10 @@ class IncidentDesk:
                 changes["note"] = (incident.note + "\n" + note).strip()
             updated = dataclasses.replace(incident, **changes)  # type: ignore[arg-type]
             self._incidents.upsert(updated)
-            area = area_of(updated.cell)
+            key = key_of(updated)
             if to is IncidentStatus.RESOLVED:
-                if self._active.get(area, updated).id == updated.id:
-                    self._active.pop(area, None)
-            elif area in self._active and self._active[area].id == updated.id:
-                self._active[area] = updated
+                if self._active.get(key, updated).id == updated.id:
+                    self._active.pop(key, None)
+            elif key in self._active and self._active[key].id == updated.id:
+                self._active[key] = updated
             return updated

@@ -32,3 +32,7 @@ class Incident:
     resolved_by: str | None = None
     resolved_at: float | None = None
     note: str = ""
+    #: What the incident's alerts have in common (``incidents.group_key``): their area when
+    #: they have a place, else the device or the detector and door they are about. Incidents
+    #: stored before migration 0008 have "" and are keyed by the area of their ``cell``.
+    group_key: str = ""

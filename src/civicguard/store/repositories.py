@@ -357,6 +357,7 @@ def _incident_row(i: Incident) -> dict[str, Any]:
         "resolved_by": i.resolved_by,
         "resolved_at": i.resolved_at,
         "note": i.note,
+        "group_key": i.group_key,
     }
 
 
@@ -376,6 +377,7 @@ def _incident(r: Any) -> Incident:
         resolved_by=r["resolved_by"],
         resolved_at=r["resolved_at"],
         note=r["note"],
+        group_key=r["group_key"],
     )
 
 

@@ -102,6 +102,9 @@ incidents = Table(
     Column("resolved_by", String(64), nullable=True),
     Column("resolved_at", Float, nullable=True),
     Column("note", Text, nullable=False, default=""),
+    # What the incident's alerts share: an H3 area, a device or a detector and door (migration
+    # 0008; incidents stored before it have "" and are keyed by the area of their cell).
+    Column("group_key", Text, nullable=False, server_default=""),
 )
 
 alerts = Table(

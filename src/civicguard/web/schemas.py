@@ -147,6 +147,9 @@ class IncidentPublic(BaseModel):
     resolved_by: str | None
     resolved_at: float | None
     note: str
+    #: What its alerts share: an H3 area, ``device:<id>`` or ``source:<detector>:<stream>:<door>``
+    #: for alerts without a place ("" for incidents stored before the key was kept).
+    group_key: str = ""
 
 
 class IncidentDetail(IncidentPublic):
