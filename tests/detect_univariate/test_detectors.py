@@ -14,6 +14,7 @@ from civicguard.detect.univariate import (
     ChangePoint,
     ContextNovelty,
     Ensemble,
+    EnsembleSettings,
     LinearPredictor,
     RelativeEntropy,
     RobustZScore,
@@ -244,6 +245,29 @@ def test_ensemble_sees_a_surge_on_a_stream_that_started_flat_at_zero(seed: int) 
     values[3000:3010] += 40.0
     alarms = np.flatnonzero(run_alone(Ensemble, values) >= 0.5)
     assert ((alarms >= 3000) & (alarms < 3010)).any()
+
+
+def test_ensemble_raises_an_all_time_high_that_the_members_records_hide() -> None:
+    # A drop to -20 sets every member's record far beyond anything a modest rise can reach;
+    # a later reading above every earlier one, by a tenth of the range, is still news.
+    values = np.random.default_rng(3).normal(10.0, 1.0, 1200)
+    values[300] = -20.0
+    values[1000] = values[:1000].max() + 0.1 * (values[:1000].max() - values[:1000].min())
+    with_extremes = run_alone(Ensemble, values)
+    without = run_alone(lambda: Ensemble(EnsembleSettings(extreme_margin=None)), values)
+    assert without[1000] < 0.5 <= with_extremes[1000]
+    assert with_extremes[1000] == with_extremes[301:].max()
+
+
+def test_ensemble_measures_how_far_beyond_its_range_a_point_lies() -> None:
+    values = np.random.default_rng(4).normal(0.0, 1.0, 500)
+    assessed = Ensemble().assess(np.zeros(500, dtype=np.intp), values, np.arange(500.0) * 60)
+    high = np.maximum.accumulate(values)[:-1]
+    low = np.minimum.accumulate(values)[:-1]
+    outside = np.maximum(np.maximum(values[1:] - high, low - values[1:]), 0.0)
+    expected = np.where(high > low, outside / np.maximum(high - low, 1e-300), 0.0)
+    np.testing.assert_allclose(assessed.beyond[1:], expected, rtol=1e-12)
+    assert assessed.beyond[0] == 0.0
 
 
 def test_public_api_is_complete() -> None:

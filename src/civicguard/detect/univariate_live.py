@@ -201,6 +201,9 @@ class SharedEnsemble:
                 likelihood_window=self.settings.likelihood_window,
                 # Episodes keep alerts to one per event; the ensemble need not go quiet.
                 quiet_points=0,
+                # New extremes are left to the catalog's normal bands (NormalBandDetector):
+                # a live stream's first hours make a new extreme at every rise.
+                extreme_margin=None,
             ),
             live_members(self.settings),
         )
