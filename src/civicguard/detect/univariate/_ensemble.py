@@ -136,8 +136,8 @@ class Ensemble(UnivariateDetector):
     Beside the members, a point beyond every value its stream has shown, by more than
     ``extreme_margin`` of the stream's range, is an alarm by itself: the members' records
     can be set by an early burst of noise or a drop, and would then hide a later all-time
-    high that is modest in sigmas. On NAB such alarms were right about 7 times in 10 where
-    the members' records were right about 2 times in 10.
+    high that is modest in sigmas. On NAB (after each file's probation), 69 of 87 such
+    alarms fell inside an anomaly window, against 114 of 372 alarms of the members.
 
     >>> ensemble = Ensemble()
     >>> rng = np.random.default_rng(1)
