@@ -14,7 +14,13 @@ import pytest
 from rich.console import Console
 
 from civicguard.benchmarks.nab import Corpus, DataFile, load_corpus, load_results
-from civicguard.benchmarks.nab_run import detect_corpus, run_nab, write_results
+from civicguard.benchmarks.nab_run import (
+    detect_corpus,
+    detect_corpus_in_parallel,
+    run_nab,
+    write_results,
+)
+from civicguard.detect.univariate import Layered
 from tests.conftest import SHARED_DATA
 from tests.services import in_ci
 
@@ -119,3 +125,13 @@ def test_files_run_together_score_as_each_alone(few_files: Path) -> None:
     for data in corpus.files:
         alone = detect_corpus(Corpus(files=(data,)))
         np.testing.assert_allclose(together[data.name], alone[data.name], atol=1e-12)
+
+
+def test_the_parts_run_apart_score_as_the_detector_run_whole(few_files: Path) -> None:
+    full = load_corpus(few_files)
+    corpus = Corpus(files=tuple(f for f in full.files if "ambient" not in f.name))
+    whole = detect_corpus(corpus, Layered())
+    apart = detect_corpus_in_parallel(corpus, Layered())
+    assert whole.keys() == apart.keys()
+    for name, scores in whole.items():
+        np.testing.assert_array_equal(apart[name], scores)

@@ -17,9 +17,11 @@ from civicguard.detect.univariate._context import ContextNovelty
 from civicguard.detect.univariate._cusum import ChangePoint
 from civicguard.detect.univariate._ensemble import Ensemble, EnsembleSettings, default_members
 from civicguard.detect.univariate._entropy import RelativeEntropy
+from civicguard.detect.univariate._layered import Layered
 from civicguard.detect.univariate._likelihood import Likelihood, RunningLikelihood
 from civicguard.detect.univariate._neighbours import WindowNeighbours
 from civicguard.detect.univariate._predictor import LinearPredictor
+from civicguard.detect.univariate._resonance import Resonance, ResonanceSettings
 from civicguard.detect.univariate._seasonal import SeasonalProfile
 from civicguard.detect.univariate._smoothed import Smoothed
 from civicguard.detect.univariate._zscore import RobustZScore
@@ -30,9 +32,12 @@ __all__ = [
     "ContextNovelty",
     "Ensemble",
     "EnsembleSettings",
+    "Layered",
     "Likelihood",
     "LinearPredictor",
     "RelativeEntropy",
+    "Resonance",
+    "ResonanceSettings",
     "RobustZScore",
     "RunningLikelihood",
     "SeasonalProfile",

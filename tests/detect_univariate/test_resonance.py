@@ -1,0 +1,119 @@
+"""Adaptive resonance: new shapes alarm, habits do not, and scores never look ahead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from civicguard.detect.univariate import Resonance
+from civicguard.detect.univariate._resonance import FuzzyArt, ResonanceSettings
+
+SETTINGS = ResonanceSettings(steps=(1, 2), trend=40)
+#: A daily-like rhythm: a period of 24 readings, a peak, a trough, a little noise.
+PERIOD = 24
+
+
+def rhythm(n: int, seed: int = 0) -> np.ndarray:
+    t = np.arange(n)
+    noise = np.random.default_rng(seed).normal(0.0, 0.02, n)
+    return 10.0 + 3.0 * np.sin(2 * np.pi * t / PERIOD) + noise
+
+
+def run(detector: Resonance, values: np.ndarray, slot: int = 0) -> np.ndarray:
+    ts = 1_700_000_000.0 + np.arange(values.size) * 300.0
+    return detector.update(np.full(values.size, slot, dtype=np.intp), values, ts)
+
+
+def test_warm_up_scores_zero() -> None:
+    scores = run(Resonance(SETTINGS), np.random.default_rng(1).normal(0.0, 1.0, 200))
+    assert not scores[: SETTINGS.steps[0] * SETTINGS.trend].any()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_quiet_on_a_repeating_pattern_once_learned(seed: int) -> None:
+    values = rhythm(3000, seed)
+    detector = Resonance(SETTINGS)
+    learned = run(detector, values[:1500])
+    categories = detector.streams[0].rungs[-1].art.count
+    scores = run(detector, values[1500:])
+    assert not scores.any()
+    assert learned[: SETTINGS.trend].sum() == 0.0
+    # The pattern's windows fall into the categories it already has: no new box.
+    assert detector.streams[0].rungs[-1].art.count == categories
+    assert detector.streams[0].rungs[-1].step == SETTINGS.steps[-1]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("change", ["plateau", "spike", "flat"])
+def test_a_new_shape_is_an_anomaly(seed: int, change: str) -> None:
+    values = rhythm(3000, seed)
+    at = 2500
+    if change == "plateau":
+        values[at : at + 40] = 20.0
+    elif change == "spike":
+        values[at] += 9.0
+    else:
+        values[at : at + 3 * PERIOD] = 10.0
+    scores = run(Resonance(SETTINGS), values)
+    assert not scores[1500:at].any()
+    assert scores[at : at + 3 * PERIOD].max() > 0.0
+
+
+def test_a_batch_scores_as_one_point_at_a_time() -> None:
+    streams = [rhythm(600, 0), np.random.default_rng(5).normal(0.0, 1.0, 600), rhythm(600, 3)]
+    streams[1][400:420] += 6.0
+    slots = np.repeat(np.arange(3), 600)
+    values = np.concatenate(streams)
+    ts = np.tile(np.arange(600.0) * 60.0, 3)
+    # Streams interleaved in time order, as they arrive live.
+    order = np.lexsort((slots, ts))
+    slots, values, ts = slots[order], values[order], ts[order]
+    batch = Resonance(SETTINGS).update(slots, values, ts)
+    single = Resonance(SETTINGS)
+    one_by_one = np.concatenate(
+        [single.update(slots[i : i + 1], values[i : i + 1], ts[i : i + 1]) for i in range(ts.size)]
+    )
+    np.testing.assert_array_equal(batch, one_by_one)
+    assert batch.any()
+    for s in range(3):
+        alone = run(Resonance(SETTINGS), streams[s])
+        np.testing.assert_array_equal(batch[slots == s], alone)
+
+
+def test_appending_future_points_never_changes_past_scores() -> None:
+    rng = np.random.default_rng(4)
+    values = np.cumsum(rng.normal(0.0, 1.0, 2000)) + rng.normal(0.0, 2.0, 2000)
+    values[1200:1230] += 80.0  # a later excursion beyond the warm-up range widens it
+    full = run(Resonance(SETTINGS), values)
+    for cut in (150, 700, 1210, 1701):
+        prefix = run(Resonance(SETTINGS), values[:cut])
+        assert prefix.any()
+        np.testing.assert_array_equal(prefix, full[:cut])
+
+
+def test_widening_the_range_maps_every_box_to_a_box() -> None:
+    art = FuzzyArt(dim=4, rho=0.9)
+    inputs = np.array([[0.2, 0.4, 0.5, 0.6], [0.3, 0.4, 0.6, 0.7], [0.9, 0.1, 0.1, 0.2]])
+    for x in inputs:
+        art.train(x)
+    before = art.weights[: art.count].copy()
+    lower, upper = before[:, 2:4], 1.0 - before[:, 6:8]
+    art.rescale(slice(2, 4), 0.5, 0.1)
+    after = art.weights[: art.count]
+    np.testing.assert_allclose(after[:, 2:4], 0.5 * lower + 0.1)
+    np.testing.assert_allclose(1.0 - after[:, 6:8], 0.5 * upper + 0.1)
+    np.testing.assert_array_equal(after[:, [0, 1, 4, 5]], before[:, [0, 1, 4, 5]])
+    # An input inside a box before the map is inside its image after it.
+    mapped = inputs[0].copy()
+    mapped[2:4] = 0.5 * mapped[2:4] + 0.1
+    match, _, _ = art.train(mapped, learn=False)
+    assert match == pytest.approx(1.0)
+
+
+def test_the_confidence_is_a_score_in_zero_one() -> None:
+    values = rhythm(3000, 0)
+    values[2000:2100] = np.random.default_rng(2).normal(10.0, 5.0, 100)
+    scores = run(Resonance(SETTINGS), values)
+    assert scores.min() >= 0.0
+    assert scores.max() <= 1.0
+    assert np.count_nonzero(scores[2000:2100]) >= 1
