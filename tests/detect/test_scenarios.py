@@ -209,6 +209,45 @@ def test_silent_device_raises_one_alert_per_silence(platform: Platform, clock: M
     assert {a["device_id"] for a in town.alerts} == {target.id}
 
 
+def test_a_pipeline_behind_its_devices_does_not_make_them_silent(
+    platform: Platform, clock: ManualClock
+) -> None:
+    """The pipeline runs 8 s behind the pumps (a backlog); one pump really stops."""
+    town = Town(platform, clock, "water.pump")
+    target = town.device("water.pump", 0)
+    pumps = town.traffic.devices["water.pump"]
+    town.warm_up()
+    for _ in range(8):  # the backlog builds up: readings arrive, none is processed yet
+        for device in pumps:
+            town.send(device)
+        clock.advance(1.0)
+    for _ in range(20):  # then one second of readings is processed per second: 8 s behind
+        for device in pumps:
+            if device.id != target.id:
+                town.send(device)
+        platform.processor.run_once(max_events=len(pumps), timeout=0.0)
+        platform.processor.tick()
+        clock.advance(1.0)
+    # The stopped pump is raised once its last readings have come through the backlog;
+    # the others, whose readings all wait in the backlog, are not.
+    (silence,) = town.by("silence")
+    assert silence["device_id"] == target.id
+    assert silence["evidence"]["silent_for_s"] < 6.0
+
+
+def test_a_city_wide_outage_is_still_raised_for_every_device(
+    platform: Platform, clock: ManualClock
+) -> None:
+    """Every pump stops at once: nothing comes through, so the clock measures the silence."""
+    town = Town(platform, clock, "water.pump")
+    town.warm_up()
+    for _ in range(10):
+        town.process()
+        clock.advance(1.0)
+    silent = {a["device_id"] for a in town.by("silence")}
+    assert silent == {d.id for d in town.traffic.devices["water.pump"]}
+
+
 def test_replayed_message_raises_a_high_alert(platform: Platform, clock: ManualClock) -> None:
     """An old captured message is sent again after the device moved past the replay window."""
     town = Town(platform, clock, "power.substation")
