@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from civicguard.detect.univariate._base import FloatArray, IndexArray, UnivariateDetector
 from civicguard.detect.univariate._context import ContextNovelty
@@ -77,6 +78,16 @@ SEASONAL_COMPRESS = 200.0
 CONTEXT_POINTS = 20
 #: ...and put on the sigma-like scale of the others (all new = 10 sigmas).
 CONTEXT_SCALE = 10.0
+
+
+def countdown(left: FloatArray, fired: npt.NDArray[np.bool_], points: int) -> FloatArray:
+    """A quiet period's points left after one more point: ``points`` where an alarm fired.
+
+    >>> countdown(np.array([0.0, 3.0, 0.0]), np.array([False, False, True]), 75).tolist()
+    [0.0, 2.0, 75.0]
+    """
+    result: FloatArray = np.where(fired, float(points), np.maximum(left - 1.0, 0.0))
+    return result
 
 
 def default_members() -> list[UnivariateDetector]:
@@ -259,17 +270,14 @@ class Ensemble(UnivariateDetector):
         combined = np.where(tie, np.minimum(combined, below_alarm), combined)
         quiet = self.quiet[slots]
         combined = np.where(quiet > 0, combined * settings.quiet_factor, combined)
-        fired = combined >= settings.alarm
-        self.quiet[slots] = np.where(fired, float(settings.quiet_points), np.maximum(quiet - 1, 0))
+        self.quiet[slots] = countdown(quiet, combined >= settings.alarm, settings.quiet_points)
         beyond = self._beyond(slots, values)
         if settings.extreme_margin is not None:
             wait = self.extreme_wait[slots]
             extreme = (beyond > settings.extreme_margin) & (seen >= settings.warmup) & (wait <= 0)
             level = settings.extreme_level * (1.0 + beyond)
             combined = np.where(extreme, np.maximum(combined, level), combined)
-            self.extreme_wait[slots] = np.where(
-                extreme, float(settings.extreme_quiet), np.maximum(wait - 1, 0)
-            )
+            self.extreme_wait[slots] = countdown(wait, extreme, settings.extreme_quiet)
         return combined, raw, calibrated, beyond
 
     def _beyond(self, slots: IndexArray, values: FloatArray) -> FloatArray:

@@ -24,7 +24,7 @@ the recent window and the level histogram are mapped with it.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -78,7 +78,7 @@ class ResonanceSettings:
     #: beyond it widens it to the value plus this share of its distance to the other end.
     pad: float = 0.5
     #: Masking after an anomaly, in downsampled values (ARTime: 1.5 windows).
-    mask: int = field(default=12)
+    mask: int = 12
 
 
 def haar_matrix(size: int) -> FloatArray:
@@ -317,7 +317,7 @@ class ResonanceStream:
         levels = settings.levels
         level = min(max(round(share * levels), 0), levels)
         self.histogram[level] += 1.0
-        median = self.median_level(level)
+        median = self.median_level()
         value = level / levels
         if abs(value - median / levels) < settings.chomp:
             value = median / levels
@@ -328,9 +328,8 @@ class ResonanceStream:
         wavelet = unit_scale(self.haar @ unit_scale(self.recent))
         return np.concatenate([wavelet, self.recent])
 
-    def median_level(self, level: int) -> float:
-        """The median of the levels so far, ``level`` (already counted) included."""
-        del level  # the histogram holds it
+    def median_level(self) -> float:
+        """The median of the levels so far, the newest (already counted) included."""
         half = (self.samples + 1) // 2
         return float(np.searchsorted(np.cumsum(self.histogram), half, side="right"))
 
