@@ -38,42 +38,70 @@ SCOREBOARD: tuple[tuple[str, float, float, float], ...] = (
 PROFILE_NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
 
+class _Rows:
+    """The corpus as one matrix of rows: every file a stream, all files advancing together.
+
+    Files are stacked longest first, so the files still running at row i are always a
+    prefix; each file's scores use only its rows up to the one scored.
+    """
+
+    def __init__(self, corpus: Corpus) -> None:
+        files = corpus.files
+        lengths = np.array([len(f) for f in files])
+        self.order = np.argsort(-lengths, kind="stable")
+        self.names = [files[i].name for i in self.order]
+        self.lengths = lengths[self.order]
+        longest = int(lengths.max()) if files else 0
+        self.values = self.matrix({f.name: f.values for f in files}, longest)
+        self.stamps = self.matrix({f.name: f.timestamps for f in files}, longest)
+        self.running = np.searchsorted(-self.lengths, -np.arange(longest), side="left")
+
+    def matrix(self, by_file: Mapping[str, np.ndarray], longest: int | None = None) -> np.ndarray:
+        """One row per file (in stacking order), zero-padded: ``by_file`` as a matrix."""
+        width = self.values.shape[1] if longest is None else longest
+        stacked = np.zeros((len(self.names), width))
+        for k, name in enumerate(self.names):
+            stacked[k, : self.lengths[k]] = by_file[name]
+        return stacked
+
+    def run(self, step: Callable[[np.ndarray, int], np.ndarray]) -> dict[str, np.ndarray]:
+        """``step(active files, row)`` for every row, in order; its results by file name."""
+        scores = np.zeros_like(self.values)
+        slots = np.arange(len(self.names), dtype=np.intp)
+        for row in range(self.values.shape[1]):
+            active = slots[: self.running[row]]
+            scores[active, row] = step(active, row)
+        return {name: scores[k, : self.lengths[k]] for k, name in enumerate(self.names)}
+
+
 def detect_corpus(
     corpus: Corpus, detector: UnivariateDetector | None = None
 ) -> dict[str, np.ndarray]:
     """Anomaly scores of every row of every file, all files run as streams of one detector."""
     detector = detector or Layered()
-    files = corpus.files
-    lengths = np.array([len(f) for f in files])
-    # Longest first, so the files still running at row i are always a prefix.
-    order = np.argsort(-lengths, kind="stable")
-    longest = int(lengths.max()) if files else 0
-    values = np.zeros((len(files), longest))
-    stamps = np.zeros((len(files), longest))
-    for k, i in enumerate(order):
-        values[k, : lengths[i]] = files[i].values
-        stamps[k, : lengths[i]] = files[i].timestamps
-    scores = np.zeros((len(files), longest))
-    running = np.searchsorted(-lengths[order], -np.arange(longest), side="left")
-    slots = np.arange(len(files), dtype=np.intp)
-    detector.reserve(len(files))
-    for row in range(longest):
-        active = slots[: running[row]]
-        scores[active, row] = detector.update(active, values[active, row], stamps[active, row])
-    return {files[i].name: scores[k, : lengths[i]] for k, i in enumerate(order)}
+    rows = _Rows(corpus)
+    detector.reserve(len(rows.names))
+    return rows.run(
+        lambda active, row: detector.update(
+            active, rows.values[active, row], rows.stamps[active, row]
+        )
+    )
 
 
 def detect_corpus_in_parallel(corpus: Corpus, detector: Layered) -> dict[str, np.ndarray]:
     """:func:`detect_corpus` for a layered detector, its two parts in two processes.
 
-    The parts never see each other's scores, so running them apart and laying them together
-    gives the scores of the detector run whole (tested), in the time of the slower part.
+    The parts never see each other's scores, so running them apart and laying them together,
+    row by row as the detector run whole would, gives its scores (tested), in the time of the
+    slower part.
     """
     with ProcessPoolExecutor(max_workers=2) as pool:
-        below = pool.submit(detect_corpus, corpus, detector.base)
-        sure = pool.submit(detect_corpus, corpus, detector.over)
-        below_scores, sure_scores = below.result(), sure.result()
-    return {name: detector.lay(below_scores[name], sure_scores[name]) for name in below_scores}
+        below_run = pool.submit(detect_corpus, corpus, detector.base)
+        sure_run = pool.submit(detect_corpus, corpus, detector.over)
+        rows = _Rows(corpus)
+        below, sure = rows.matrix(below_run.result()), rows.matrix(sure_run.result())
+    detector.reserve(len(rows.names))
+    return rows.run(lambda active, row: detector.lay(active, below[active, row], sure[active, row]))
 
 
 def halves(corpus: Corpus) -> tuple[Corpus, Corpus]:
