@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from civicguard.bus.port import Event
+from civicguard.bus.port import Event, EventLog
 from civicguard.ingest.model import ReadingBatch, Reason, Rejection, Transport
 
 
@@ -81,3 +83,16 @@ def seqs(events: list[Event]) -> list[int]:
         assert isinstance(event, ReadingBatch)
         out.extend(int(s) for s in event.seq)
     return out
+
+
+def consume_all(log: EventLog, expected: int, timeout: float = 5.0) -> list[Event]:
+    """Consume (without committing) until ``expected`` events came or ``timeout`` s passed.
+
+    One consume returns what is ready, at least one event: on a loaded machine the rest of
+    a burst may come only with the next call.
+    """
+    got: list[Event] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < expected and time.monotonic() < deadline:
+        got.extend(log.consume(expected - len(got), 0.5))
+    return got

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from civicguard.bus.memory import MemoryEventLog
 from civicguard.bus.port import Event, EventLog
-from tests.bus.events import assert_same, batch, rejection, seqs
+from tests.bus.events import assert_same, batch, consume_all, rejection, seqs
 
 
 @pytest.fixture(params=["memory", pytest.param("nats", marks=pytest.mark.nats)])
@@ -21,15 +20,6 @@ def event_log(request: pytest.FixtureRequest) -> Iterator[EventLog]:
         memory.close()
     else:
         yield request.getfixturevalue("nats_log")()
-
-
-def consume_all(log: EventLog, expected: int, timeout: float = 5.0) -> list[Event]:
-    """Consume until ``expected`` events came or ``timeout`` s passed."""
-    got: list[Event] = []
-    deadline = time.monotonic() + timeout
-    while len(got) < expected and time.monotonic() < deadline:
-        got.extend(log.consume(expected - len(got), 0.5))
-    return got
 
 
 def test_round_trip_keeps_every_field(event_log: EventLog) -> None:
@@ -50,7 +40,7 @@ def test_consume_on_an_empty_log_times_out_with_nothing(event_log: EventLog) -> 
 
 def test_consume_respects_max_events_and_order(event_log: EventLog) -> None:
     event_log.publish([batch(1, first_seq=i) for i in range(5)])
-    first = event_log.consume(2, 2.0)
+    first = consume_all(event_log, 2)
     assert seqs(first) == [0, 1]
     event_log.commit()
     rest = consume_all(event_log, 3)

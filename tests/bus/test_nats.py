@@ -27,7 +27,7 @@ from civicguard.store.database import make_engine, sqlite_url
 from civicguard.store.repositories import Store
 from civicguard.worker import run_worker
 from tests.bus.conftest import NatsLogFactory
-from tests.bus.events import assert_same, batch, rejection, seqs
+from tests.bus.events import assert_same, batch, consume_all, rejection, seqs
 from tests.bus.nats_server import NatsServer
 
 pytestmark = pytest.mark.nats
@@ -45,7 +45,7 @@ def drain(log: NatsEventLog, *, idle: float = 0.5, max_events: int = 256) -> lis
 def test_events_survive_a_consumer_restart(nats_log: NatsLogFactory) -> None:
     nats_log("ingest").publish([batch(1, first_seq=i) for i in range(4)])
     first = nats_log()
-    assert seqs(first.consume(2, 2.0)) == [0, 1]
+    assert seqs(consume_all(first, 2)) == [0, 1]
     first.commit()
     first.close()
     assert seqs(drain(nats_log())) == [2, 3]
@@ -54,16 +54,16 @@ def test_events_survive_a_consumer_restart(nats_log: NatsLogFactory) -> None:
 def test_closing_hands_uncommitted_events_to_the_next_worker(nats_log: NatsLogFactory) -> None:
     nats_log("ingest").publish([batch(1, first_seq=i) for i in range(3)])
     quitter = nats_log(ack_wait=60)
-    assert seqs(quitter.consume(10, 2.0)) == [0, 1, 2]
+    assert seqs(consume_all(quitter, 3)) == [0, 1, 2]
     quitter.close()
     # Well inside ack_wait: only the close's hand-back can have made them available.
-    assert sorted(seqs(nats_log(ack_wait=60).consume(10, 2.0))) == [0, 1, 2]
+    assert sorted(seqs(consume_all(nats_log(ack_wait=60), 3))) == [0, 1, 2]
 
 
 def test_unacked_events_are_redelivered_after_ack_wait(nats_log: NatsLogFactory) -> None:
     nats_log("ingest").publish([batch(1, first_seq=7), rejection()])
     stuck = nats_log(ack_wait=1.0)
-    taken = stuck.consume(10, 2.0)
+    taken = consume_all(stuck, 2)
     assert len(taken) == 2
     other = nats_log(ack_wait=1.0)
     redelivered: list[Event] = []
@@ -317,3 +317,12 @@ def test_a_worker_carries_on_after_the_server_restarts(
         worker.join(timeout=20)
     assert not worker.is_alive()
     assert sorted(seq for _, seq in stored(settings.data_dir)) == [0, 1]
+
+
+def test_a_stream_whose_subjects_another_stream_holds_is_a_clear_error(
+    nats_log: NatsLogFactory, nats_stream: tuple[str, str]
+) -> None:
+    _, prefix = nats_stream
+    url = nats_log().url  # this test's stream now holds ``prefix.>``
+    with pytest.raises(RuntimeError, match=r"refuses to create it for subjects test\.events\."):
+        NatsEventLog(url, f"ELSEWHERE{prefix.rsplit('.', 1)[-1]}", subject_prefix=prefix)

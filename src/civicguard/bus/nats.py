@@ -34,7 +34,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import NoStreamResponseError, NotFoundError
+from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError
 
 from civicguard.bus.codec import decode, encode
 from civicguard.bus.port import Event
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: How long a refused creation of the stream is retried (a restarting server restores it).
+STREAM_SETTLE_S = 3.0
 #: Extra seconds a caller waits beyond a call's own timeout before giving up on the loop.
 _GRACE = 10.0
 #: Seconds to wait for events already in the stream once a consume has its first one.
@@ -219,18 +221,49 @@ class NatsEventLog:
         )
         self._js = self._nc.jetstream(timeout=self.timeout)
         try:
-            await self._js.stream_info(self.stream)
-        except NotFoundError:
-            await self._js.add_stream(
-                StreamConfig(
-                    name=self.stream,
-                    subjects=[f"{self.subject_prefix}.>"],
-                    storage=StorageType.FILE,
-                    retention=RetentionPolicy.WORK_QUEUE,
-                    description="civicguard protected reading batches and refusals",
+            await self._ensure_stream()
+        except BaseException:
+            await self._nc.close()
+            raise
+
+    async def _ensure_stream(self) -> None:
+        """Find the stream, or create it.
+
+        A server that has just restarted may answer "not found" while it is still restoring
+        its streams from disk, then refuse the creation because the restored stream already
+        covers the subjects; another process may create it between the two calls, too. So a
+        refused creation looks again, for a few seconds, before it is an error.
+        """
+        assert self._js is not None
+        deadline = asyncio.get_running_loop().time() + STREAM_SETTLE_S
+        while True:
+            try:
+                await self._js.stream_info(self.stream)
+                return
+            except NotFoundError:
+                pass
+            try:
+                await self._js.add_stream(
+                    StreamConfig(
+                        name=self.stream,
+                        subjects=[f"{self.subject_prefix}.>"],
+                        storage=StorageType.FILE,
+                        retention=RetentionPolicy.WORK_QUEUE,
+                        description="civicguard protected reading batches and refusals",
+                    )
                 )
-            )
+            except BadRequestError as refused:
+                if asyncio.get_running_loop().time() >= deadline:
+                    msg = (
+                        f"JetStream on {self.url} has no stream {self.stream!r} and refuses "
+                        f"to create it for subjects {self.subject_prefix}.>: "
+                        f"{refused.description} (another stream may hold those subjects)"
+                    )
+                    raise RuntimeError(msg) from refused
+                await asyncio.sleep(0.2)
+                continue
             log.info("created JetStream stream %s on %s", self.stream, self.url)
+            return
 
     async def _on_error(self, exc: Exception) -> None:
         log.warning("nats error on %s: %s", self.url, exc)
