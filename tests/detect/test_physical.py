@@ -114,7 +114,8 @@ def test_a_door_open_past_its_limit_alerts_once_per_opening(doors: CityTraffic) 
 
 def test_the_tick_alerts_when_an_open_door_stops_reporting(doors: CityTraffic) -> None:
     detector = DoorHeldOpenDetector(demo_catalog(), doors.lookup)
-    door_run(doors, detector, {2: (3, 100)}, 5)  # door 2 opens at 3 s, then nothing arrives
+    # Door 2 opens at 3 s, then nothing arrives: the clock measures from the last batch (3.2 s).
+    door_run(doors, detector, {2: (3, 100)}, 4)
     received = START + 3 + 0.05  # the batch helper receives 50 ms after the reading time
     assert detector.tick(received + 29.0) == []
     (late,) = detector.tick(received + 31.0)
@@ -124,6 +125,56 @@ def test_the_tick_alerts_when_an_open_door_stops_reporting(doors: CityTraffic) -
     assert "no reading has said it closed" in late.explanation
     assert detector.tick(received + 60.0) == []  # one alert per opening
     assert door_run(doors, detector, {2: (0, 10)}, 12, start=START + 100) == []
+
+
+def test_a_door_left_open_while_all_is_quiet_is_raised_on_time_by_the_clock(
+    doors: CityTraffic,
+) -> None:
+    """Door 0 opens and nothing at all comes through after it; the pipeline ticks every 0.5 s."""
+    detector = DoorHeldOpenDetector(demo_catalog(), doors.lookup)
+    opening = readings(doors, "access.door", [(0, START + 3, {"open": 1.0})])
+    assert detector.process(opening, START + 3.2) == []
+    received = float(opening.received_at[0])
+    ticks = [START + 3.5 + 0.5 * k for k in range(200)]
+    raised = [(now, alert) for now in ticks for alert in detector.tick(now)]
+    ((now, alert),) = raised  # once the limit has passed by the clock, and once only
+    assert received + 30.0 <= now <= received + 31.0
+    assert alert.device_id == "access-door-000"
+    assert alert.evidence["held_open_s"] == pytest.approx(now - received)
+
+
+@pytest.mark.parametrize("behind", [0.0, 40.0])
+def test_a_door_reporting_only_changes_is_raised_once_processing_passes_its_limit(
+    behind: float,
+) -> None:
+    """Two doors report only their changes while two pumps report every second.
+
+    The pipeline processes each second ``behind`` seconds after it (40 s: a backlog longer
+    than the doors' 30 s limit). Door 0 opens at 3 s and stays open; door 1 opens at 10 s and
+    closes at 12 s. Door 0 is raised when the readings of 30 s after its opening come through,
+    neither before (its close could be waiting in the backlog) nor later (the pumps' readings
+    show how far the platform has got, though no door reports).
+    """
+    traffic = CityTraffic(demo_catalog(), per_stream=2, streams=("access.door", "water.pump"))
+    detector = DoorHeldOpenDetector(demo_catalog(), traffic.lookup)
+    changes = {3: [(0, 1.0)], 10: [(1, 1.0)], 12: [(1, 0.0)]}
+    raised: list[tuple[float, Alert]] = []
+    for second in range(60):
+        now = START + second + 0.2 + behind
+        ts = START + second
+        pumps = readings(traffic, "water.pump", [(0, ts, {}), (1, ts, {})])
+        batches = [pumps]
+        if second in changes:
+            rows = [(door, ts, {"open": state}) for door, state in changes[second]]
+            batches.append(readings(traffic, "access.door", rows))
+        for batch in batches:
+            raised += [(now, a) for a in detector.process(batch, now)]
+        raised += [(now, a) for a in detector.tick(now)]
+    ((now, alert),) = raised
+    assert alert.device_id == "access-door-000"
+    received = START + 3 + 0.05  # the batch helper receives 50 ms after the reading time
+    assert received + behind + 30.0 <= now <= received + behind + 31.0
+    assert alert.evidence["held_open_s"] == pytest.approx(30.0, abs=1.0)
 
 
 def test_a_zone_sets_a_stricter_limit(doors: CityTraffic) -> None:
@@ -235,6 +286,35 @@ def test_held_door_and_night_entry_through_the_pipeline(
     (entry,) = [a for a in alerts if a["detector"] == "restricted_zone"]
     assert entry["device_id"] == "door-dc" and entry["evidence"]["zone"] == "data.centre"
     assert entry["evidence"]["local_hour"] == 3
+
+
+def test_a_door_closed_in_time_is_not_raised_while_its_close_waits_in_a_backlog(
+    platform: Platform, clock: ManualClock
+) -> None:
+    """The pipeline runs 40 s behind three doors (a backlog; their limit is 30 s).
+
+    Door 0 is open for 25 s and door 1 for 40 s. When door 0's opening comes through, 40 s
+    have passed by the clock, but its close is still waiting in the backlog: only door 1 is
+    held open.
+    """
+    traffic = CityTraffic(demo_catalog(), per_stream=3, streams=("access.door",))
+    devices = traffic.devices["access.door"]
+    platform.registry.provision_many(devices, clock.now())
+    alerts: list[dict[str, Any]] = []
+    platform.feed.subscribe(alerts.append)
+    opened = {0: (50, 75), 1: (50, 90)}
+    for second in range(140):
+        for i, device in enumerate(devices):
+            a, b = opened.get(i, (math.inf, math.inf))
+            body = traffic.body(device, second + 1, clock.now(), open=a <= second < b)
+            assert platform.ingest.submit(device, body, Transport.HTTP).accepted == 1
+        if second >= 40:  # one second of readings is processed per second, 40 s late
+            platform.processor.run_once(max_events=len(devices), timeout=0.0)
+            platform.processor.tick()
+        clock.advance(1.0)
+    assert platform.processor.log.pending() == 3 * 40  # still 40 s behind at the end
+    held = [a for a in alerts if a["detector"] == "door_held_open"]
+    assert [a["device_id"] for a in held] == [devices[1].id]
 
 
 def _door_reading(ts: float) -> ReadingBatch:

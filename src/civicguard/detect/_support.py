@@ -1,4 +1,4 @@
-"""What every live detector shares: places of devices, episodes, grouping and evidence.
+"""What every live detector shares: places, episodes, a horizon, grouping and evidence.
 
 Detectors score whole batches with NumPy; this module holds the few pieces they all need to
 turn a flagged row into an :class:`~civicguard.detect.model.Alert` that a person can read.
@@ -112,6 +112,45 @@ class Episodes:
     def open_one(self, slot: int, ts: float, condition: int = 0) -> bool:
         """:meth:`open` for one flagged event (a refusal, say): whether it starts an episode."""
         return bool(self.open(np.array([slot]), np.array([condition]), np.array([ts]))[0])
+
+
+class Horizon:
+    """How far the platform has got through its readings: where detectors of absence measure to.
+
+    A detector of absence (a device silent, a door not closed) asks at each tick whether
+    something has failed to come for longer than a limit. While readings keep coming through,
+    it measures up to the newest receipt time processed (never later than the clock), not up to
+    the clock: a pipeline behind its devices (a backlog under load) has not yet seen what waits
+    in the backlog, a device's next report or a door's close, and must not take it for missing.
+    Once nothing at all has come through for longer than the limit, the clock is the measure
+    again, so that an absence while everything is quiet is still raised.
+
+    >>> horizon = Horizon()
+    >>> horizon.note(np.array([100.0, 101.0]), now=140.0)  # processed 39 s late
+    >>> float(horizon.at(150.0, 30.0))  # still coming through: up to what was processed
+    101.0
+    >>> horizon.at(171.0, np.array([30.0, 60.0])).tolist()  # nothing for 31 s: the clock for 30
+    [171.0, 101.0]
+    """
+
+    def __init__(self) -> None:
+        #: The newest receipt time among the readings processed, and when it last moved on.
+        self._processed_to = -math.inf
+        self._progress_at = -math.inf
+
+    def note(self, received_at: FloatArray, now: float) -> None:
+        """Readings received at ``received_at`` have come through the pipeline at ``now``."""
+        if len(received_at) == 0:
+            return
+        newest = float(received_at.max())
+        if newest > self._processed_to:
+            self._processed_to = newest
+            self._progress_at = now
+
+    def at(self, now: float, limit: float | FloatArray) -> FloatArray:
+        """The time up to which an absence allowed ``limit`` seconds is measured (per limit)."""
+        processed = min(now, self._processed_to)
+        return np.where(now - self._progress_at > limit, now, processed)
 
 
 def group_starts(sorted_keys: npt.NDArray[Any]) -> BoolArray:

@@ -1,9 +1,13 @@
 """Doors held open: a door left open longer than its catalog limit, one alert per opening.
 
 The limit is the stream's ``held_open_after``, or a stricter one set by a zone the door stands
-in. Batches are scored on the doors' own clocks (reading times); between batches, :meth:`tick`
-compares the platform's clock with when the opening was received, so that a door still open
-alerts on time even when no new reading arrives (a door controller may report only changes).
+in. Batches are scored on the doors' own clocks (reading times). Between batches, :meth:`tick`
+measures from when the opening was received, so that a door still open alerts on time even
+when no new reading of it arrives (a door controller may report only changes): up to the
+newest receipt time processed while readings of any stream keep coming through, so that a
+close still waiting in a backlog is not missed, and up to the platform's clock once nothing
+has come through for longer than the door's limit (see
+:class:`~civicguard.detect._support.Horizon`, which silence measures by too).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from civicguard.catalog.model import Catalog, ZoneKind
 from civicguard.detect._support import (
     BoolArray,
     FloatArray,
+    Horizon,
     IndexArray,
     Places,
     alert,
@@ -79,9 +84,12 @@ class DoorHeldOpenDetector(Detector):
             for s in catalog.streams
             if s.held_open_after_s is not None
         }
+        self._horizon = Horizon()
 
     def process(self, batch: ReadingBatch, now: float) -> list[Alert]:
         """Follow each door's openings through the batch; alert on those held too long."""
+        # Readings of every stream show how far the platform has got, not the doors' alone.
+        self._horizon.note(batch.received_at, now)
         doors = self._doors.get(batch.stream)
         if doors is None or len(batch) == 0 or OPEN_FIELD not in batch.fields:
             return []
@@ -148,11 +156,11 @@ class DoorHeldOpenDetector(Detector):
         ]
 
     def tick(self, now: float) -> list[Alert]:
-        """Alert on doors still open past their limit by the platform's clock."""
+        """Alert on doors still open past their limit, up to what the platform has processed."""
         alerts: list[Alert] = []
         for stream, doors in self._doors.items():
             n = len(doors.slots)
-            held = now - doors.since_rx[:n]
+            held = self._horizon.at(now, doors.limit[:n]) - doors.since_rx[:n]
             due = held >= doors.limit[:n]
             late = np.flatnonzero(doors.is_open[:n] & ~doors.alerted[:n] & due)
             doors.alerted[late] = True

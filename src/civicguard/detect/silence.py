@@ -11,6 +11,7 @@ from civicguard.catalog.model import Catalog
 from civicguard.detect._support import (
     BoolArray,
     FloatArray,
+    Horizon,
     Places,
     alert,
     explain,
@@ -40,12 +41,13 @@ class SilenceDetector(Detector):
     Only devices that have reported since the platform started are watched; the alert is
     re-armed when the device reports again. Revoked devices are silent on purpose.
 
-    Silence is measured up to what the platform has processed, not up to the clock: while
-    readings keep coming through, a device is silent when it is missing from them, up to the
-    newest receipt time processed. A pipeline that falls behind under load (a backlog in the
-    event log) therefore never makes the whole fleet look silent. When nothing at all has
-    come through for longer than a stream's limit, the clock is the measure again, so a
-    city-wide outage is still raised, device by device.
+    Silence is measured up to what the platform has processed, not up to the clock (see
+    :class:`~civicguard.detect._support.Horizon`): while readings keep coming through, a
+    device is silent when it is missing from them, up to the newest receipt time processed. A
+    pipeline that falls behind under load (a backlog in the event log) therefore never makes
+    the whole fleet look silent. When nothing at all has come through for longer than a
+    stream's limit, the clock is the measure again, so a city-wide outage is still raised,
+    device by device.
     """
 
     name = "silence"
@@ -64,9 +66,7 @@ class SilenceDetector(Detector):
         self._states = {
             s.name: _StreamState(interval_s=s.report_interval_s) for s in catalog.streams
         }
-        #: The newest receipt time among the readings processed, and when it last moved on.
-        self._processed_to = -np.inf
-        self._progress_at = -np.inf
+        self._horizon = Horizon()
 
     def process(self, batch: ReadingBatch, now: float) -> list[Alert]:
         """Note when each device was last heard from."""
@@ -80,10 +80,7 @@ class SilenceDetector(Detector):
         state.last_seq = grow(state.last_seq, size, -1.0)
         state.alerted = grow(state.alerted, size, False)
         np.maximum.at(state.last_seen, slots, batch.received_at)
-        newest = float(batch.received_at.max())
-        if newest > self._processed_to:
-            self._processed_to = newest
-            self._progress_at = now
+        self._horizon.note(batch.received_at, now)
         order = np.lexsort((batch.ts, slots))
         last = order[group_ends(slots[order])]
         newer = batch.ts[last] >= state.last_ts[slots[last]]
@@ -100,7 +97,7 @@ class SilenceDetector(Detector):
             if n == 0:
                 continue
             limit = self._missed * state.interval_s + self._grace_s
-            horizon = self.horizon(now, limit)
+            horizon = float(self._horizon.at(now, limit))
             # The arrays grow in steps; only the first n rows belong to devices.
             silent = np.flatnonzero(((horizon - state.last_seen[:n]) > limit) & ~state.alerted[:n])
             state.alerted[silent] = True
@@ -110,16 +107,6 @@ class SilenceDetector(Detector):
                     continue
                 alerts.append(self._alert(stream, state, slot, limit, horizon, now))
         return alerts
-
-    def horizon(self, now: float, limit: float) -> float:
-        """The time up to which silence is measured for a stream allowing ``limit`` seconds.
-
-        The newest receipt time processed while readings keep coming through (no later than
-        ``now``); ``now`` once nothing has come through for longer than ``limit``.
-        """
-        if now - self._progress_at > limit:
-            return now
-        return min(now, self._processed_to)
 
     def _alert(
         self, stream: str, state: _StreamState, slot: int, limit: float, horizon: float, now: float
