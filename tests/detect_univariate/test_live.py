@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from civicguard.detect.univariate_live import (
     WindowedEnsemble,
     score_series,
 )
+from civicguard.ingest.model import ReadingBatch
 from tests.detect.traffic import START, CityTraffic
 
 CATALOG = demo_catalog()
@@ -115,6 +117,7 @@ def _run(
     minutes: float,
     shift: dict[tuple[int, str], float] | None = None,
     shift_from: float = np.inf,
+    alter: Callable[[ReadingBatch, np.ndarray], None] | None = None,
 ) -> list[Alert]:
     """Every device of ``STREAM`` reporting once a second in batches of five seconds."""
     devices = traffic.devices[STREAM]
@@ -127,6 +130,8 @@ def _run(
         for (device, name), delta in (shift or {}).items():
             rows = (index == device) & (ts >= START + shift_from)
             batch.values[rows, batch.fields.index(name)] += delta
+        if alter is not None:
+            alter(batch, index)
         now = float(ts.max()) + 0.5
         alerts.extend(detector.process(batch, now))
         alerts.extend(detector.tick(now))
@@ -155,6 +160,49 @@ def test_a_small_sustained_shift_alerts_once_on_its_device_and_field() -> None:
     assert traffic.devices[STREAM][2].id in found.explanation
     assert "voltage" in found.explanation.lower()
     assert found.title.startswith("Unusual pattern: high voltage")
+
+
+def rhythm(device: int, break_at: float) -> Callable[[ReadingBatch, np.ndarray], None]:
+    """One substation's voltage in a 400-s triangle across its normal band, until ``break_at``
+    s, then a square wave of the same period and levels (its mean over a period unchanged)."""
+    noise = np.random.default_rng(8)
+
+    def alter(batch: ReadingBatch, index: np.ndarray) -> None:
+        mine = index == device
+        t = batch.ts[mine] - START
+        phase = (t / 400.0) % 1.0
+        triangle = 10.4 + 1.2 * np.abs(2.0 * phase - 1.0)
+        square = np.where(phase < 0.5, 10.4, 11.6)
+        shaped = np.where(t >= break_at, square, triangle)
+        batch.values[mine, batch.fields.index("voltage")] = shaped + noise.normal(0, 0.02, t.size)
+
+    return alter
+
+
+def test_a_broken_rhythm_alerts_as_a_new_shape_that_the_ensemble_alone_misses() -> None:
+    """Triangle to square wave at 45 min: the same levels, another shape; found by the
+    resonance laid over the ensemble (it judges once a stream's first 35 minutes are learned),
+    and by nothing without it."""
+    at = 45 * 60.0
+    traffic = CityTraffic(CATALOG, per_stream=3, seed=3, streams=(STREAM,))
+    detector = PatternAnomalyDetector(CATALOG, traffic.lookup)
+    alerts = _run(detector, traffic, 50, alter=rhythm(1, at))
+    assert [(a.device_id, a.evidence["field"]) for a in alerts] == [
+        (traffic.devices[STREAM][1].id, "voltage")
+    ]
+    (found,) = alerts
+    assert START + at < found.ts <= START + at + 60.0
+    shape = found.evidence["shape"]
+    assert shape["alarm"] is True
+    assert shape["laid_score"] >= detector.settings.shape_threshold
+    assert 0.0 < shape["confidence"] <= 1.0
+    assert "fits none of the shapes it has learned" in found.explanation
+    assert found.title.startswith("Unusual pattern: voltage at")
+    json.dumps(found.evidence, allow_nan=False)
+
+    traffic = CityTraffic(CATALOG, per_stream=3, seed=3, streams=(STREAM,))
+    alone = PatternAnomalyDetector(CATALOG, traffic.lookup, PatternSettings(shape_threshold=None))
+    assert _run(alone, traffic, 50, alter=rhythm(1, at)) == []
 
 
 def test_normal_traffic_for_an_hour_raises_nothing() -> None:

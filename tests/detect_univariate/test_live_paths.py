@@ -174,8 +174,10 @@ def test_buffers_scored_together_get_the_verdicts_of_buffers_scored_apart(seed: 
             v["surprises"].max(axis=1) >= SETTINGS.min_sigmas
         )
         material = np.abs(v["values"] - v["expected"]) >= bar[v["slots"] % bar.size]
-        assert v["alarm"].tolist() == (sure & material).tolist()
-        blocked += int((sure & ~material).sum())
+        new_shape = (v["shape"] > 0) & (v["laid"] >= SETTINGS.shape_threshold) & ~sure
+        assert v["shape_alarm"].tolist() == (new_shape & material).tolist()
+        assert v["alarm"].tolist() == ((sure | new_shape) & material).tolist()
+        blocked += int(((sure | new_shape) & ~material).sum())
     assert alarms > 0
     assert blocked > 0
 

@@ -45,6 +45,8 @@ from civicguard.detect.univariate import (
     ContextNovelty,
     Ensemble,
     EnsembleSettings,
+    Layered,
+    Resonance,
     RobustZScore,
     SeasonalProfile,
     Smoothed,
@@ -80,6 +82,12 @@ class PatternSettings:
     context_bits: int = 12
     #: Windows of history behind the contextual member's anomaly likelihood.
     likelihood_window: int = 720
+    #: The resonance (ARTime's family, as ``bench nab`` runs it) laid over the ensemble: a
+    #: window whose recent shape fits none the stream has shown alerts when the laid score
+    #: (0.4 + 0.4 x its confidence, 0.05 more right after a member's record) reaches this,
+    #: and its level moved by ``material_share`` too. ``None`` leaves the resonance out.
+    #: The resonance learns a stream's first 208 windows (35 minutes) before it judges.
+    shape_threshold: float | None = 0.7
 
 
 #: Surprises are quoted up to this many sigmas: beyond, the number says nothing more.
@@ -136,8 +144,16 @@ class WindowVerdicts:
     contributions: FloatArray
     expected: FloatArray
     spread: FloatArray
-    #: True where the window is an alarm: score and surprise over the settings' bars.
+    #: The resonance's confidence that the stream's recent shape is new (0: not new), and the
+    #: score with it laid over the ensemble's (``scores`` without a resonance).
+    shape: FloatArray
+    laid: FloatArray
+    #: Whether the ensemble scored a record (or nearly) shortly before: the laid score's lift.
+    near_record: npt.NDArray[np.bool_]
+    #: True where the window is an alarm: score and surprise over the settings' bars...
     alarm: npt.NDArray[np.bool_]
+    #: ...and where that alarm is the resonance's (a new shape), not the ensemble's.
+    shape_alarm: npt.NDArray[np.bool_]
 
     def __len__(self) -> int:
         return int(self.slots.size)
@@ -168,7 +184,11 @@ def _empty_verdicts(members: int) -> WindowVerdicts:
         contributions=np.zeros((0, members)),
         expected=nothing,
         spread=nothing,
+        shape=nothing,
+        laid=nothing,
+        near_record=np.zeros(0, dtype=np.bool_),
         alarm=np.zeros(0, dtype=np.bool_),
+        shape_alarm=np.zeros(0, dtype=np.bool_),
     )
 
 
@@ -208,6 +228,12 @@ class SharedEnsemble:
             live_members(self.settings),
         )
         self.member_names = tuple(m.name for m in self.ensemble.members)
+        #: The resonance laid over the ensemble, or None when the settings leave it out.
+        self.layer = (
+            Layered(self.ensemble, Resonance())
+            if self.settings.shape_threshold is not None
+            else None
+        )
         self.buffers: list[WindowedEnsemble] = []
         self._allotted = 0
 
@@ -227,6 +253,7 @@ class SharedEnsemble:
         means = total / count
         ends = (window + 1.0) * self.settings.window_s
         verdict = self.ensemble.assess(slots, means, ends)
+        shape, laid, near_record = self.lay(slots, means, ends, verdict.scores)
         lo = 0
         for buffer, (own, *_) in waiting:
             hi = lo + own.size
@@ -243,10 +270,33 @@ class SharedEnsemble:
                     contributions=verdict.contributions[part],
                     expected=verdict.expected[part],
                     spread=verdict.spread[part],
+                    shape=shape[part],
+                    laid=laid[part],
+                    near_record=near_record[part],
                     alarm=np.zeros(hi - lo, dtype=np.bool_),
+                    shape_alarm=np.zeros(hi - lo, dtype=np.bool_),
                 )
             )
             lo = hi
+
+    def lay(
+        self, slots: IndexArray, means: FloatArray, ends: FloatArray, scores: FloatArray
+    ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+        """The resonance's confidences on these windows, the laid scores, and whether each
+        came shortly after a record of the ensemble (learning them).
+
+        Windows are laid in the steps the ensemble scored them in, each slot's in order.
+        """
+        layer = self.layer
+        near_record = np.zeros(scores.shape, dtype=np.bool_)
+        if layer is None:
+            return np.zeros_like(scores), scores, near_record
+        shape = layer.over.update(slots, means, ends)
+        laid = np.empty_like(scores)
+        for at in layer.steps(slots):
+            laid[at] = layer.lay(slots[at], scores[at], shape[at])
+            near_record[at] = layer.corroborating(slots[at])
+        return shape, laid, near_record
 
 
 class WindowedEnsemble:
@@ -443,14 +493,20 @@ class WindowedEnsemble:
         return slots.astype(np.intp), window, total, count, seq
 
     def keep(self, verdicts: WindowVerdicts) -> None:
-        """Take the shared ensemble's verdicts on this buffer's windows, alarms not yet set."""
+        """Take the shared ensemble's verdicts on this buffer's windows and set their alarms."""
+        settings = self.settings
         change = np.abs(verdicts.values - verdicts.expected)
+        material = change >= self.material[verdicts.slots % self.material.size]
         alarm = (
-            (verdicts.scores >= self.settings.threshold)
-            & (verdicts.surprises.max(axis=1, initial=0.0) >= self.settings.min_sigmas)
-            & (change >= self.material[verdicts.slots % self.material.size])
+            (verdicts.scores >= settings.threshold)
+            & (verdicts.surprises.max(axis=1, initial=0.0) >= settings.min_sigmas)
+            & material
         )
-        self._scored.append(replace(verdicts, alarm=alarm))
+        shape_alarm = np.zeros_like(alarm)
+        if settings.shape_threshold is not None:
+            new_shape = (verdicts.shape > 0.0) & (verdicts.laid >= settings.shape_threshold)
+            shape_alarm = new_shape & material & ~alarm
+        self._scored.append(replace(verdicts, alarm=alarm | shape_alarm, shape_alarm=shape_alarm))
 
 
 def score_series(
@@ -588,9 +644,7 @@ class PatternAnomalyDetector(Detector):
         k = len(state.columns)
         slots = verdicts.slots[flagged]
         fresh = state.episodes.open(slots // k, slots % k, verdicts.ts[flagged])
-        return [
-            self._alert(stream, state, verdicts, int(i), now) for i in flagged[fresh].tolist()
-        ]
+        return [self._alert(stream, state, verdicts, int(i), now) for i in flagged[fresh].tolist()]
 
     def _alert(
         self, stream: str, state: _StreamState, verdicts: WindowVerdicts, i: int, now: float
@@ -610,41 +664,69 @@ class PatternAnomalyDetector(Detector):
             }
             for m, name in enumerate(state.windows.member_names)
         }
-        leaders = np.argsort(-verdicts.contributions[i])[:2]
         names = state.windows.member_names
         seq = number(verdicts.seq[i])
         direction = "high" if value > expected else "low"
-        title = (
-            f"Unusual pattern: {direction} {label(spec).lower()} {quantity(value, spec)} at "
-            f"{place.name} (expected about {quantity(expected, spec)}; "
-            f"{meaning(names[int(leaders[0])])})"
-        )
         unit = f" {spec.unit}" if spec.unit else ""
         end = datetime.fromtimestamp(float(verdicts.ts[i]), UTC).strftime("%H:%M:%S UTC")
-        top = min(float(verdicts.surprises[i].max()), MAX_SIGMAS)
-        explanation = explain(
-            seen=(
-                f"{label(spec)} at {place.name} averaged {figure(value)}{unit} over the "
-                f"{figure(window_s)} s to {end} ({int(verdicts.count[i])} readings)"
-            ),
-            against=(
-                f"against a learned level of about {figure(expected)}{unit} (typical spread "
-                f"{figure(spread, 3)}{unit}); the strongest signs: "
-                + " and ".join(
-                    f"{meaning(names[int(m)])} "
-                    f"({figure(min(float(verdicts.surprises[i, m]), MAX_SIGMAS), 1)} "
-                    "sigmas)"
-                    for m in leaders
-                )
-            ),
-            sure=(
-                f"Fairly sure: the most unusual window this {spec.name.replace('_', ' ')} "
-                f"has shown since learning began, {figure(top, 1)} sigmas for its most "
-                "surprised test, but a learned pattern can miss a legitimate change"
-            ),
-            detector=self.name,
-            score=float(verdicts.scores[i]),
+        seen = (
+            f"{label(spec)} at {place.name} averaged {figure(value)}{unit} over the "
+            f"{figure(window_s)} s to {end} ({int(verdicts.count[i])} readings)"
         )
+        if verdicts.shape_alarm[i]:
+            confidence = float(verdicts.shape[i])
+            title = (
+                f"Unusual pattern: {label(spec).lower()} at {place.name} moves in a way it "
+                f"never has (now {quantity(value, spec)}, usually about "
+                f"{quantity(expected, spec)})"
+            )
+            explanation = explain(
+                seen=seen,
+                against=(
+                    "and the shape of its recent windows fits none of the shapes it has "
+                    f"learned (usual level about {figure(expected)}{unit})"
+                ),
+                sure=(
+                    f"Fairly sure: the shape is new with confidence {figure(confidence, 2)} "
+                    "(0 to 1)"
+                    + (
+                        ", just after the most surprising window yet"
+                        if verdicts.near_record[i]
+                        else ""
+                    )
+                    + "; a new shape can also be a legitimate change of routine"
+                ),
+                detector=self.name,
+                score=float(verdicts.laid[i]),
+            )
+        else:
+            leaders = np.argsort(-verdicts.contributions[i])[:2]
+            title = (
+                f"Unusual pattern: {direction} {label(spec).lower()} {quantity(value, spec)} "
+                f"at {place.name} (expected about {quantity(expected, spec)}; "
+                f"{meaning(names[int(leaders[0])])})"
+            )
+            top = min(float(verdicts.surprises[i].max()), MAX_SIGMAS)
+            explanation = explain(
+                seen=seen,
+                against=(
+                    f"against a learned level of about {figure(expected)}{unit} (typical "
+                    f"spread {figure(spread, 3)}{unit}); the strongest signs: "
+                    + " and ".join(
+                        f"{meaning(names[int(m)])} "
+                        f"({figure(min(float(verdicts.surprises[i, m]), MAX_SIGMAS), 1)} "
+                        "sigmas)"
+                        for m in leaders
+                    )
+                ),
+                sure=(
+                    f"Fairly sure: the most unusual window this {spec.name.replace('_', ' ')} "
+                    f"has shown since learning began, {figure(top, 1)} sigmas for its most "
+                    "surprised test, but a learned pattern can miss a legitimate change"
+                ),
+                detector=self.name,
+                score=float(verdicts.scores[i]),
+            )
         return alert(
             detector=self.name,
             kind="pattern_anomaly",
@@ -667,6 +749,13 @@ class PatternAnomalyDetector(Detector):
                 "threshold": self.settings.threshold,
                 "min_sigmas": self.settings.min_sigmas,
                 "members": members,
+                "shape": {
+                    "alarm": bool(verdicts.shape_alarm[i]),
+                    "confidence": number(verdicts.shape[i]),
+                    "laid_score": number(verdicts.laid[i]),
+                    "after_a_record": bool(verdicts.near_record[i]),
+                    "threshold": self.settings.shape_threshold,
+                },
                 "readings": [
                     {
                         "seq": int(seq) if seq is not None else None,
@@ -677,4 +766,3 @@ class PatternAnomalyDetector(Detector):
                 ],
             },
         )
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from civicguard.detect.univariate._base import FloatArray, IndexArray, UnivariateDetector
 from civicguard.detect.univariate._ensemble import Ensemble
@@ -68,6 +69,11 @@ class Layered(UnivariateDetector):
         sure = self.over.to_score(self.over.surprise(slots, values, ts))
         return self.lay(slots, below, sure)
 
+    def corroborating(self, slots: IndexArray) -> npt.NDArray[np.bool_]:
+        """Whether an anomaly laid now on each of ``slots`` would be corroborated."""
+        result: npt.NDArray[np.bool_] = self.since[slots] < self.horizon
+        return result
+
     def lay(self, slots: IndexArray, below: FloatArray, sure: FloatArray) -> FloatArray:
         """The layered score of one point of each of ``slots`` from the two parts' scores.
 
@@ -77,7 +83,7 @@ class Layered(UnivariateDetector):
         """
         since = np.where(below >= self.corroborate_from, 0.0, self.since[slots] + 1.0)
         self.since[slots] = since
-        corroborated = np.where(since < self.horizon, self.corroboration, 0.0)
+        corroborated = np.where(self.corroborating(slots), self.corroboration, 0.0)
         laid: FloatArray = np.where(sure > 0.0, self.lift + self.scale * sure + corroborated, 0.0)
         result: FloatArray = np.maximum(below, laid)
         return result
