@@ -17,6 +17,8 @@ from civicguard.detect.univariate import (
     EnsembleSettings,
     LinearPredictor,
     RelativeEntropy,
+    Resonance,
+    ResonanceSettings,
     RobustZScore,
     SeasonalProfile,
     Smoothed,
@@ -31,6 +33,11 @@ def smoothed_zscore() -> UnivariateDetector:
 
 def smoothed_context() -> UnivariateDetector:
     return Smoothed(ContextNovelty(), points=20, scale=10.0)
+
+
+def young_resonance() -> UnivariateDetector:
+    # Short warm-ups (40 blocks), so that examples of a few hundred points are scored.
+    return Resonance(ResonanceSettings(steps=(1, 2), trend=40))
 
 
 def slow_window_neighbours() -> UnivariateDetector:
@@ -48,6 +55,7 @@ FACTORIES: list[Callable[[], UnivariateDetector]] = [
     smoothed_zscore,
     smoothed_context,
     slow_window_neighbours,
+    young_resonance,
     Ensemble,
 ]
 IDS = [f.__name__ for f in FACTORIES]

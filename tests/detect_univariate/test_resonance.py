@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,39 @@ def test_the_confidence_is_a_score_in_zero_one() -> None:
     assert scores.min() >= 0.0
     assert scores.max() <= 1.0
     assert np.count_nonzero(scores[2000:2100]) >= 1
+
+
+def test_many_interleaved_streams_score_exactly_as_each_alone() -> None:
+    # Thirty streams of different lengths and starts, so that their blocks complete on
+    # different vector steps: rhythms, random walks whose range widens, flat streams and
+    # bursts, each scored in one batch with the others and alone.
+    rng = np.random.default_rng(9)
+    streams: list[np.ndarray] = []
+    for s in range(30):
+        n = int(rng.integers(250, 800))
+        if s % 5 == 0:
+            values = np.full(n, float(s))
+        elif s % 5 == 1:
+            values = rhythm(n, seed=s)
+        else:
+            values = np.cumsum(rng.normal(0.0, 1.0, n)) + 3.0 * np.sin(np.arange(n) / 4.0)
+        at = int(rng.integers(100, n - 20))
+        values[at : at + int(rng.integers(1, 15))] += rng.choice([-1.0, 1.0]) * 25.0
+        streams.append(values)
+    starts = rng.integers(0, 6, len(streams)) * 50  # some start together
+    slots = np.concatenate([np.full(v.size, s, dtype=np.intp) for s, v in enumerate(streams)])
+    values = np.concatenate(streams)
+    ts = np.concatenate([(starts[s] + np.arange(v.size)) * 60.0 for s, v in enumerate(streams)])
+    order = np.lexsort((slots, ts))  # as they arrive live
+    slots, values, ts = slots[order], values[order], ts[order]
+    alone = [run(Resonance(SETTINGS), v) for v in streams]
+    in_one = Resonance(SETTINGS).update(slots, values, ts)
+    batched = Resonance(SETTINGS)
+    bounds = [0, 1, 37, 500, 4000, 4001, slots.size]
+    in_batches = np.concatenate(
+        [batched.update(slots[a:b], values[a:b], ts[a:b]) for a, b in itertools.pairwise(bounds)]
+    )
+    assert sum(np.count_nonzero(a) for a in alone) > 30
+    for s, scores in enumerate(alone):
+        np.testing.assert_array_equal(in_one[slots == s], scores)
+        np.testing.assert_array_equal(in_batches[slots == s], scores)

@@ -19,16 +19,31 @@ scores, so a young stream is watched at a fine step and an old one at a coarse s
 ARTime does for short and long files. A later value outside the range widens it: that is an
 affine map of input space, which maps every category's box to a box, so the categories,
 the recent window and the level histogram are mapped with it.
+
+Every stream's state lives in arrays, one row per slot (the ART's categories too: see
+:mod:`~civicguard.detect.univariate._fuzzy_art`), and each vector step works on all the
+streams concerned at once: every stream's reading, every block that completes at this step,
+every new input of the ARTs. Rare events (a warm-up learned, a range widened) are vector
+steps over just the streams they concern. Sums over a stream's recent values (a block's
+mean, the mean shortfall) add in the stream's order, and the mean of its anomalies' matches
+is NumPy's over that stream alone, so a stream scores exactly as it would alone, one
+reading at a time.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from civicguard.detect.univariate._base import FloatArray, IndexArray, UnivariateDetector
+from civicguard.detect.univariate._base import (
+    FloatArray,
+    IndexArray,
+    SlotState,
+    UnivariateDetector,
+)
+from civicguard.detect.univariate._fuzzy_art import ArtBank, FuzzyArt, starting_vigilance
 
 #: The upper vigilance never exceeds this: a stream can always surprise.
 RHO_UB_CAP = 0.97
@@ -40,8 +55,6 @@ RHO_LB_RISE = 0.19
 SHORTFALL_FROM = 0.05
 SHORTFALL_CAP = 0.37
 SHORTFALL_MIN = 0.01
-#: Added to both sides of the similarity ratios, so that a box with no weight keeps all.
-TINY = 1e-12
 #: Weights of the confidence: distance below the upper and lower vigilance, energy mismatch.
 CONFIDENCE_UB = 0.35
 CONFIDENCE_LB = 0.65
@@ -104,302 +117,318 @@ def haar_matrix(size: int) -> FloatArray:
 
 
 def unit_scale(values: FloatArray) -> FloatArray:
-    """``values`` shifted to a minimum of 0 and scaled to a maximum of 1 (if not constant)."""
-    shifted: FloatArray = values - values.min()
-    top = float(shifted.max())
-    return shifted / top if top != 0.0 else shifted
+    """Each row of ``values`` shifted to a minimum of 0 and scaled to a maximum of 1.
+
+    A constant row is only shifted.
+
+    >>> unit_scale(np.array([[1.0, 3.0, 2.0], [5.0, 5.0, 5.0]])).tolist()
+    [[0.0, 1.0, 0.5], [0.0, 0.0, 0.0]]
+    """
+    shifted: FloatArray = values - values.min(axis=-1, keepdims=True)
+    top = shifted.max(axis=-1, keepdims=True)
+    scaled: FloatArray = shifted / np.where(top != 0.0, top, 1.0)
+    return scaled
 
 
-class FuzzyArt:
-    """Dual-vigilance fuzzy ART with fast learning over complement-coded inputs.
+def fit_range(
+    lowest: FloatArray, highest: FloatArray, pad: float
+) -> tuple[FloatArray, FloatArray]:
+    """The normalising ranges learned from warm-ups spanning ``lowest`` to ``highest``.
 
-    A category is a hyperbox: its weight is (lower corner, 1 - upper corner). An input's
-    match is (feature similarity)^3 * (energy similarity)^2, where the feature similarity is
-    the share of the box's weight the input keeps and the energy similarity the same on the
-    last feature alone (the newest level). Categories matching at least ``rho_ub`` absorb
-    the input; otherwise, a best match of at least ``rho_lb`` starts a new category of a
-    known kind and a weaker one starts a new kind: that is the anomaly.
+    Each is padded by ``pad`` times its span on both sides (a flat warm-up by a thousandth
+    of its value, or by 1e-3 near 0).
+    """
+    span = highest - lowest
+    padding = np.where(span > 0.0, pad * span, 1e-3 * np.maximum(np.abs(lowest), 1.0))
+    return lowest - padding, highest + padding
+
+
+def remember(ring: FloatArray, slots: IndexArray, inputs: FloatArray, value: FloatArray) -> None:
+    """Write each slot's newest ``value``, its ``inputs``-th, into its row of ``ring``."""
+    ring[slots, ((inputs - 1.0) % ring.shape[1]).astype(np.intp)] = value
+
+
+class ResonanceRung(SlotState):
+    """One step of the ladder for every stream: levels, window, ART and vigilance bookkeeping.
+
+    The detector hands a rung each stream's block of ``step`` readings when it completes.
+    Counts are kept as floats, like every per-slot array; ring buffers hold the last
+    similarities and shortfalls (a stream's ``k``-th input at ``(k - 1) % width``), and
+    ``anomaly_matches`` the best match of each anomaly so far (``anomalies`` of them).
     """
 
-    def __init__(self, dim: int, rho: float = 0.0) -> None:
-        self.dim = dim
-        self.weights = np.zeros((16, 2 * dim))
-        self.count = 0
-        self.rho_lb = rho
-        self.rho_ub = rho
-
-    def train(self, features: FloatArray, learn: bool = True) -> tuple[float, float, bool]:
-        """Match (and learn) one input: best match, its energy similarity, and whether new.
-
-        ``new`` is True when no category matched at least the lower vigilance (always when
-        ``learn`` is False). A box spanning the whole space (no weight) keeps every input.
-        """
-        coded = np.concatenate((features, 1.0 - features))
-        n = self.count
-        if n == 0:
-            if learn:
-                self._add(coded)
-            return 0.0, 0.0, True
-        weights = self.weights[:n]
-        kept = np.minimum(weights, coded)
-        last = self.dim - 1
-        feature = (kept.sum(axis=1) + TINY) / (weights.sum(axis=1) + TINY)
-        energy = (kept[:, last] + kept[:, -1] + TINY) / (weights[:, last] + weights[:, -1] + TINY)
-        match = feature * feature * feature * energy * energy
-        best = int(np.argmax(match))
-        top = float(match[best])
-        top_energy = float(energy[best])
-        if not learn:
-            return top, top_energy, True
-        if top >= self.rho_ub:
-            absorb = match >= self.rho_ub
-            weights[absorb] = kept[absorb]
-            return top, top_energy, False
-        self._add(coded)
-        return top, top_energy, top < self.rho_lb
-
-    def rescale(self, dims: slice, scale: float, shift: float) -> None:
-        """Map features ``dims`` by x -> scale * x + shift in every category's box."""
-        n = self.count
-        low = self.weights[:n, dims]
-        low *= scale
-        low += shift
-        start, stop, _ = dims.indices(self.dim)
-        high = self.weights[:n, self.dim + start : self.dim + stop]
-        high *= scale
-        high += 1.0 - scale - shift
-
-    def _add(self, coded: FloatArray) -> None:
-        if self.count == self.weights.shape[0]:
-            self.weights = np.concatenate([self.weights, np.zeros_like(self.weights)])
-        self.weights[self.count] = coded
-        self.count += 1
-
-
-def cosine_similarity(features: FloatArray) -> FloatArray:
-    """Pairwise cosine similarity of the rows; a zero row against x scores 1 - |x|."""
-    norms = np.linalg.norm(features, axis=1)
-    safe = np.where(norms == 0.0, 1.0, norms)
-    unit = features / safe[:, None]
-    sim = unit @ unit.T
-    zero = norms == 0.0
-    sim[zero, :] = 1.0 - norms[None, :]
-    sim[:, zero] = 1.0 - norms[:, None]
-    np.fill_diagonal(sim, 1.0)
-    return sim
-
-
-def starting_vigilance(features: FloatArray, rho: float, trend: int) -> float:
-    """Mean best match of the later half of the warm-up inputs in a fresh ART.
-
-    The inputs are learned from the least typical (smallest total cosine similarity) to the
-    most typical, the first one only seeding the order as in ARTime, by an ART of vigilance
-    ``rho``.
-    """
-    order = np.argsort(cosine_similarity(features).sum(axis=0), kind="stable")
-    art = FuzzyArt(features.shape[1], rho)
-    matches = [0.0]
-    for row in order[1:]:
-        matches.append(art.train(features[row])[0])
-    return float(np.mean(matches[trend // 2 - 1 :]))
-
-
-class ResonanceStream:
-    """One stream's state: downsampling, levels, window, ART and vigilance bookkeeping."""
+    blocks: FloatArray  # downsampled values so far
+    average: FloatArray  # running mean of the block means
+    warm: FloatArray  # the warm-up's downsampled values
+    low: FloatArray  # the normalising range
+    high: FloatArray
+    histogram: FloatArray  # downsampled values per level
+    recent: FloatArray  # the last ``window`` levels, in [0, 1]
+    samples: FloatArray  # downsampled values levelled so far
+    inputs: FloatArray  # inputs the ART has seen (ARTime's i)
+    match_total: FloatArray
+    similarities: FloatArray
+    shortfalls: FloatArray
+    anomalies: FloatArray
+    anomaly_matches: FloatArray
+    last_anomaly: FloatArray
+    last_anomaly_match: FloatArray
+    last_update: FloatArray
+    masked: FloatArray  # 1 while masked after a new category
+    since_category: FloatArray
 
     def __init__(self, settings: ResonanceSettings, step: int) -> None:
+        trend, window = settings.trend, settings.window
+        super().__init__(
+            (
+                ("blocks", (), 0.0),
+                ("average", (), 0.0),
+                ("warm", (trend,), 0.0),
+                ("low", (), 0.0),
+                ("high", (), 1.0),
+                ("histogram", (settings.levels + 1,), 0.0),
+                ("recent", (window,), 0.0),
+                ("samples", (), 0.0),
+                ("inputs", (), 0.0),
+                ("match_total", (), 0.0),
+                ("similarities", (trend // 2 + 1,), 1.0),
+                ("shortfalls", (trend + 1,), 0.0),
+                ("anomalies", (), 0.0),
+                ("anomaly_matches", (4,), 0.0),
+                ("last_anomaly", (), 0.0),
+                ("last_anomaly_match", (), 0.0),
+                ("last_update", (), 0.0),
+                ("masked", (), 0.0),
+                ("since_category", (), 0.0),
+            )
+        )
         self.settings = settings
         self.step = step
-        self.trend = settings.trend
-        self.haar = haar_matrix(settings.window)
-        self.count = 0
-        self.block: list[float] = []
-        self.blocks = 0
-        self.average = 0.0
-        self.warm_values: list[float] = []
-        self.warm_samples: list[float] = []
-        self.low = 0.0
-        self.high = 1.0
-        self.histogram = np.zeros(settings.levels + 1)
-        self.recent = np.zeros(settings.window)
-        self.samples = 0  # downsampled values levelled so far
-        self.art = FuzzyArt(2 * settings.window)
-        self.inputs = 0  # inputs the ART has seen (ARTime's i)
-        self.match_total = 0.0
-        self.similarities = deque([1.0] * (self.trend // 2 + 1), maxlen=self.trend // 2 + 1)
-        self.shortfalls = deque([0.0] * (self.trend + 1), maxlen=self.trend + 1)
-        self.anomaly_matches: list[float] = []
-        self.last_anomaly = 0
-        self.last_anomaly_match = 0.0
-        self.last_update = 0
-        self.mask_after_category = False
-        self.since_category = 0
+        self.trend = trend
+        self.haar = haar_matrix(window)
+        self.art = self.part(ArtBank(2 * window))
 
-    @property
-    def ready(self) -> bool:
-        """Whether the warm-up batch has been learned."""
-        return len(self.warm_samples) == self.trend
+    def push(
+        self, slots: IndexArray, block: FloatArray, lowest: FloatArray, highest: FloatArray
+    ) -> FloatArray:
+        """Score then learn one block of readings per slot: the anomaly's confidence, or 0.
 
-    def push(self, value: float) -> float:
-        """Score then learn one reading: the anomaly's confidence, or 0."""
-        self.count += 1
-        if self.count <= self.step * self.trend:
-            self.warm_values.append(value)
-        self.block.append(value)
-        if len(self.block) < self.step:
-            return 0.0
-        sample = self._downsample()
-        if len(self.warm_samples) < self.trend:
-            self.warm_samples.append(sample)
-            if len(self.warm_samples) == self.trend:
-                self._learn_warmup()
-            return 0.0
-        self._cover(sample)
-        return self._detect(self._features(sample))
+        ``block`` holds each stream's last ``step`` readings, oldest first; ``lowest`` and
+        ``highest`` the extremes of all its readings so far (those of the warm-up when it
+        completes with this block).
+        """
+        sample = self.downsample(slots, block)
+        blocks = self.blocks[slots]
+        confidence = np.zeros(slots.size)
+        warm = blocks <= self.trend
+        if warm.any():
+            self.warm[slots[warm], (blocks[warm] - 1.0).astype(np.intp)] = sample[warm]
+            full = blocks == self.trend
+            if full.any():
+                self.learn_warmup(slots[full], lowest[full], highest[full])
+        live = ~warm
+        if live.any():
+            slots, sample = slots[live], sample[live]
+            self.cover(slots, sample)
+            confidence[live] = self.detect(slots, self.features(slots, sample))
+        return confidence
 
-    def fit_range(self, values: FloatArray) -> tuple[float, float]:
-        """The normalising range learned from the warm-up readings, padded."""
-        low, high = float(values.min()), float(values.max())
-        span = high - low
-        pad = self.settings.pad * span if span > 0.0 else 1e-3 * max(abs(low), 1.0)
-        return low - pad, high + pad
+    def downsample(self, slots: IndexArray, block: FloatArray) -> FloatArray:
+        """Each block's value: its mean, or its extreme farthest from the running mean."""
+        total = np.zeros(slots.size)
+        for column in block.T:  # in order, as Python's sum of the block's list
+            total = total + column
+        mean = total / self.step
+        top, bottom = block.max(axis=1), block.min(axis=1)
+        blocks = self.blocks[slots] + 1.0
+        self.blocks[slots] = blocks
+        average = np.where(blocks == 1.0, mean, (self.average[slots] + mean) / 2.0)
+        self.average[slots] = average
+        value = np.where(np.abs(top - average) < np.abs(bottom - average), bottom, top)
+        sample: FloatArray = np.where(
+            np.abs(value - mean) < self.settings.spike_share * mean, mean, value
+        )
+        return sample
 
-    def _downsample(self) -> float:
-        """The block's value: its mean, or its extreme farthest from the running mean."""
-        block = self.block
-        self.block = []
-        mean, top, bottom = sum(block) / len(block), max(block), min(block)
-        self.blocks += 1
-        self.average = mean if self.blocks == 1 else (self.average + mean) / 2.0
-        value = bottom if abs(top - self.average) < abs(bottom - self.average) else top
-        if abs(value - mean) < self.settings.spike_share * mean:
-            value = mean
-        return value
+    def learn_warmup(self, slots: IndexArray, lowest: FloatArray, highest: FloatArray) -> None:
+        """Fit the range on the warm-up, then learn its inputs as one batch, per slot."""
+        settings = self.settings
+        self.low[slots], self.high[slots] = fit_range(lowest, highest, settings.pad)
+        features = np.stack(
+            [self.features(slots, self.warm[slots, k]) for k in range(self.trend)], axis=1
+        )
+        window = settings.window
+        rho = starting_vigilance(features[:, window - 1 :], settings.initial_rho, self.trend)
+        self.art.rho_lb[slots] = rho
+        self.art.rho_ub[slots] = rho
+        for k in range(self.trend):
+            self.detect(slots, features[:, k])
 
-    def _learn_warmup(self) -> None:
-        """Fit the range on the warm-up, then learn its inputs as one batch."""
-        self.low, self.high = self.fit_range(np.asarray(self.warm_values))
-        self.warm_values = []
-        features = np.array([self._features(s) for s in self.warm_samples])
-        window = self.settings.window
-        rho = starting_vigilance(features[window - 1 :], self.settings.initial_rho, self.trend)
-        self.art.rho_lb = self.art.rho_ub = rho
-        for row in features:
-            self._detect(row)
-
-    def _cover(self, sample: float) -> None:
-        """Widen the range to hold ``sample``, mapping everything in level units with it."""
-        low, high = self.low, self.high
-        if low <= sample <= high:
+    def cover(self, slots: IndexArray, sample: FloatArray) -> None:
+        """Widen ranges to hold ``sample``, mapping everything in level units with them."""
+        low, high = self.low[slots], self.high[slots]
+        beyond = ~((low <= sample) & (sample <= high))
+        if not beyond.any():
             return
+        slots, sample, low, high = slots[beyond], sample[beyond], low[beyond], high[beyond]
         pad = self.settings.pad
-        if sample > high:
-            new_low, new_high = low, sample + pad * (sample - low)
-        else:
-            new_low, new_high = sample - pad * (high - sample), high
+        above = sample > high
+        new_low = np.where(above, low, sample - pad * (high - sample))
+        new_high = np.where(above, sample + pad * (sample - low), high)
         span = new_high - new_low
         scale = (high - low) / span
         shift = (low - new_low) / span
-        self.low, self.high = new_low, new_high
+        self.low[slots], self.high[slots] = new_low, new_high
         window = self.settings.window
-        self.art.rescale(slice(window, 2 * window), scale, shift)
-        self.recent = scale * self.recent + shift
+        self.art.rescale(slots, slice(window, 2 * window), scale, shift)
+        self.recent[slots] = scale[:, None] * self.recent[slots] + shift[:, None]
         levels = self.settings.levels
-        moved = np.rint(scale * np.arange(levels + 1) + shift * levels).astype(np.intp)
-        histogram = np.zeros_like(self.histogram)
-        np.add.at(histogram, moved, self.histogram)
-        self.histogram = histogram
+        moved = np.rint(scale[:, None] * np.arange(levels + 1) + shift[:, None] * levels)
+        histogram = np.zeros((slots.size, levels + 1))
+        rows = np.arange(slots.size)[:, None]
+        np.add.at(histogram, (rows, moved.astype(np.intp)), self.histogram[slots])
+        self.histogram[slots] = histogram
 
-    def _features(self, sample: float) -> FloatArray:
-        """Level ``sample``, slide it into the window, and return the window's input."""
+    def features(self, slots: IndexArray, sample: FloatArray) -> FloatArray:
+        """Level ``sample``, slide it into the window, and return each window's input."""
         settings = self.settings
-        share = (sample - self.low) / (self.high - self.low)
         levels = settings.levels
-        level = min(max(round(share * levels), 0), levels)
-        self.histogram[level] += 1.0
-        median = self.median_level()
+        share = (sample - self.low[slots]) / (self.high[slots] - self.low[slots])
+        level = np.minimum(np.maximum(np.rint(share * levels), 0), levels).astype(np.intp)
+        self.histogram[slots, level] += 1.0
+        samples = self.samples[slots]
+        # The median of the levels so far, the newest (already counted) included.
+        half = (samples + 1.0) // 2.0
+        median = np.count_nonzero(np.cumsum(self.histogram[slots], axis=1) <= half[:, None], 1)
         value = level / levels
-        if abs(value - median / levels) < settings.chomp:
-            value = median / levels
-        self.samples += 1
-        self.recent = np.concatenate((self.recent[1:], (value,)))
-        if self.samples < settings.window:
-            return np.zeros(2 * settings.window)
-        wavelet = unit_scale(self.haar @ unit_scale(self.recent))
-        return np.concatenate([wavelet, self.recent])
+        centre = median / levels
+        value = np.where(np.abs(value - centre) < settings.chomp, centre, value)
+        samples += 1.0
+        self.samples[slots] = samples
+        recent = np.concatenate((self.recent[slots, 1:], value[:, None]), axis=1)
+        self.recent[slots] = recent
+        # A stack of matrix-vector products: each as the one-stream product, to the last bit.
+        wavelet = unit_scale(np.matmul(self.haar, unit_scale(recent)[:, :, None])[:, :, 0])
+        features = np.concatenate((wavelet, recent), axis=1)
+        windowed: FloatArray = np.where((samples >= settings.window)[:, None], features, 0.0)
+        return windowed
 
-    def median_level(self) -> float:
-        """The median of the levels so far, the newest (already counted) included."""
-        half = (self.samples + 1) // 2
-        return float(np.searchsorted(np.cumsum(self.histogram), half, side="right"))
+    def detect(self, slots: IndexArray, features: FloatArray) -> FloatArray:
+        """Match and learn one input per slot, keep the vigilance bookkeeping; anomaly or 0."""
+        trend, mask = self.trend, self.settings.mask
+        inputs = self.inputs[slots] + 1.0
+        self.inputs[slots] = inputs
+        since_anomaly = inputs - self.last_anomaly[slots]
+        since_category = self.since_category[slots]
+        masked = (self.masked[slots] > 0.0) & ~(
+            (inputs > trend + mask) & (since_category >= mask)
+        )
+        match, energy, new = self.art.train(slots, features, inputs >= self.settings.window)
+        self.since_category[slots] = np.where(new, 0.0, since_category + 1.0)
+        self.match_total[slots] += match
+        remember(self.similarities, slots, inputs, match)
+        remember(self.shortfalls, slots, inputs, self.art.rho_ub[slots] - match)
+        count = self.anomalies[slots]
+        lower = (since_anomaly < mask) & (count > 0.0)
+        if lower.any():
+            rows, last = slots[lower], (count[lower] - 1.0).astype(np.intp)
+            self.anomaly_matches[rows, last] = np.minimum(
+                self.anomaly_matches[rows, last], match[lower]
+            )
+        confidence = np.zeros(slots.size)
+        anomaly = (inputs > trend) & new & self.unmasked(slots, match, since_anomaly, masked)
+        if anomaly.any():
+            at = np.flatnonzero(anomaly)
+            confidence[at] = self.confidence(slots[at], match[at], energy[at])
+            self.add_anomaly(slots[at], match[at], inputs[at])
+        self.masked[slots] = new | masked
+        trend_due = inputs - self.last_update[slots] >= trend // 2
+        adapt = (inputs > trend) & ((since_anomaly == mask) | trend_due)
+        if adapt.any():
+            self.adapt_vigilance(slots[adapt], inputs[adapt])
+        return confidence
 
-    def _detect(self, features: FloatArray) -> float:
-        """Match and learn one input, keep the vigilance bookkeeping; the anomaly or 0."""
-        self.inputs += 1
-        i = self.inputs
-        mask = self.settings.mask
-        since_anomaly = i - self.last_anomaly
-        if i > self.trend + mask and self.mask_after_category and self.since_category >= mask:
-            self.mask_after_category = False
-        match, energy, new = self.art.train(features, learn=i >= self.settings.window)
-        self.since_category = 0 if new else self.since_category + 1
-        self.match_total += match
-        self.similarities.append(match)
-        self.shortfalls.append(self.art.rho_ub - match)
-        if since_anomaly < mask and self.anomaly_matches:
-            self.anomaly_matches[-1] = min(self.anomaly_matches[-1], match)
-        anomaly = 0.0
-        if i > self.trend and new and self._unmasked(match, since_anomaly):
-            anomaly = self._confidence(match, energy)
-            self.anomaly_matches.append(match)
-            self.last_anomaly_match = match
-            self.last_anomaly = i
-        self.mask_after_category = new or self.mask_after_category
-        trend_due = i - self.last_update >= self.trend // 2
-        if i > self.trend and (since_anomaly == mask or trend_due):
-            self._adapt_vigilance(i)
-        return anomaly
-
-    def _unmasked(self, match: float, since_anomaly: int) -> bool:
+    def unmasked(
+        self,
+        slots: IndexArray,
+        match: FloatArray,
+        since_anomaly: FloatArray,
+        masked: npt.NDArray[np.bool_],
+    ) -> npt.NDArray[np.bool_]:
         """Whether a new kind of input counts: unmasked, or far below the last anomaly."""
         near_anomaly = since_anomaly <= self.settings.mask
-        if not (self.mask_after_category or near_anomaly):
-            return True
-        share = MASKED_BELOW_ANOMALY if near_anomaly else MASKED_BELOW_CATEGORY
-        return match < self.last_anomaly_match * share
+        share = np.where(near_anomaly, MASKED_BELOW_ANOMALY, MASKED_BELOW_CATEGORY)
+        below = match < self.last_anomaly_match[slots] * share
+        unmasked: npt.NDArray[np.bool_] = ~(masked | near_anomaly) | below
+        return unmasked
 
-    def _confidence(self, match: float, energy: float) -> float:
+    def confidence(self, slots: IndexArray, match: FloatArray, energy: FloatArray) -> FloatArray:
         """How far below both vigilances the best match fell, plus its energy mismatch."""
-        miss = 1.0 - min(0.999, match)
-        upper = (miss - (1.0 - self.art.rho_ub)) / miss
-        lower = (miss - (1.0 - self.art.rho_lb)) / miss
+        miss = 1.0 - np.minimum(0.999, match)
+        upper = (miss - (1.0 - self.art.rho_ub[slots])) / miss
+        lower = (miss - (1.0 - self.art.rho_lb[slots])) / miss
         score = CONFIDENCE_UB * upper + CONFIDENCE_LB * lower + CONFIDENCE_ENERGY * (1.0 - energy)
-        return round(min(1.0, score), 6)
+        # Python's round (to the nearest decimal, unlike NumPy's), one anomaly at a time.
+        return np.array([round(x, 6) for x in np.minimum(1.0, score).tolist()])
 
-    def _adapt_vigilance(self, i: int) -> None:
+    def add_anomaly(self, slots: IndexArray, match: FloatArray, inputs: FloatArray) -> None:
+        """Record an anomaly of each of ``slots`` at input ``inputs`` with best ``match``."""
+        count = self.anomalies[slots]
+        room = self.anomaly_matches.shape[1]
+        if int(count.max()) >= room:
+            wider = np.zeros_like(self.anomaly_matches)
+            self.anomaly_matches = np.concatenate((self.anomaly_matches, wider), axis=1)
+        self.anomaly_matches[slots, count.astype(np.intp)] = match
+        self.anomalies[slots] = count + 1.0
+        self.last_anomaly_match[slots] = match
+        self.last_anomaly[slots] = inputs
+
+    def adapt_vigilance(self, slots: IndexArray, inputs: FloatArray) -> None:
         """Upper vigilance: the mean match; lower: towards the recent lowest match."""
-        rho_ub = min(RHO_UB_CAP, self.match_total / i)
-        rho_lb = self.art.rho_lb
-        lowest = min(self.similarities)
-        if rho_lb <= lowest:
-            rho_lb += (lowest - rho_lb) * RHO_LB_RISE
-        else:
-            fall = 0.0
-            if i > 2 * self.trend:
-                short = [min(x, SHORTFALL_CAP) for x in self.shortfalls if x > SHORTFALL_FROM]
-                if short:
-                    fall = sum(short) / len(short)
-            rho_lb -= max(SHORTFALL_MIN, fall) / 2.0
-            if self.anomaly_matches:
-                rho_lb = max(float(np.mean(self.anomaly_matches)), rho_lb)
-        self.art.rho_lb = min(rho_ub, rho_lb)
-        self.art.rho_ub = rho_ub
-        self.last_update = i
-        self.mask_after_category = True
+        rho_ub = np.minimum(RHO_UB_CAP, self.match_total[slots] / inputs)
+        rho_lb = self.art.rho_lb[slots]
+        lowest = self.similarities[slots].min(axis=1)
+        rises = rho_lb <= lowest
+        fall = np.zeros(slots.size)
+        long = ~rises & (inputs > 2 * self.trend)
+        if long.any():
+            fall[long] = self.mean_shortfall(slots[long], inputs[long])
+        fallen = rho_lb - np.maximum(SHORTFALL_MIN, fall) / 2.0
+        # NumPy's mean of each stream's list of anomaly matches, one stream at a time.
+        for k in np.flatnonzero(~rises & (self.anomalies[slots] > 0.0)).tolist():
+            matches = self.anomaly_matches[slots[k], : int(self.anomalies[slots[k]])]
+            fallen[k] = max(float(np.mean(matches)), float(fallen[k]))
+        rho_lb = np.where(rises, rho_lb + (lowest - rho_lb) * RHO_LB_RISE, fallen)
+        self.art.rho_lb[slots] = np.minimum(rho_ub, rho_lb)
+        self.art.rho_ub[slots] = rho_ub
+        self.last_update[slots] = inputs
+        self.masked[slots] = 1.0
+
+    def mean_shortfall(self, slots: IndexArray, inputs: FloatArray) -> FloatArray:
+        """Mean of the recent shortfalls beyond ``SHORTFALL_FROM``, each capped; 0 if none."""
+        width = self.shortfalls.shape[1]
+        oldest_first = ((inputs[:, None] + np.arange(width)) % width).astype(np.intp)
+        recent = self.shortfalls[slots[:, None], oldest_first]
+        counted = recent > SHORTFALL_FROM
+        capped = np.where(counted, np.minimum(recent, SHORTFALL_CAP), 0.0)
+        # A running sum adds in order, as Python's sum of the list does (the zeros add nothing).
+        total = np.cumsum(capped, axis=1)[:, -1]
+        number = np.count_nonzero(counted, axis=1)
+        mean: FloatArray = np.where(number > 0, total / np.maximum(number, 1), 0.0)
+        return mean
 
 
+@dataclass(frozen=True, slots=True)
+class ResonanceStream:
+    """One stream at one step of the ladder, for inspection: the step and the stream's ART."""
+
+    step: int
+    art: FuzzyArt
+
+
+@dataclass(frozen=True, slots=True)
 class ResonanceLadder:
-    """One stream seen at several steps; the coarsest step that is due scores.
+    """One stream's steps still running, finest first: the first one scores.
 
     A step is due once it has learned its warm-up and the stream has ``climb`` times that
     many readings. Finer steps are dropped when a coarser one takes over, so the ladder
@@ -408,25 +437,7 @@ class ResonanceLadder:
     readings arrive is the causal way to score early with a fine step, later a coarse one.
     """
 
-    def __init__(self, rungs: list[ResonanceStream], climb: float = 1.0) -> None:
-        self.rungs = rungs
-        self.climb = climb
-
-    def push(self, value: float) -> float:
-        """Score then learn one reading: the active step's confidence, or 0."""
-        rungs = self.rungs
-        scores = [rung.push(value) for rung in rungs]
-        active = max(
-            (k for k, rung in enumerate(rungs) if rung.ready and rung.count >= self.due(rung)),
-            default=0,
-        )
-        if active:
-            self.rungs = rungs[active:]
-        return scores[active]
-
-    def due(self, rung: ResonanceStream) -> float:
-        """Readings after which ``rung`` takes over."""
-        return self.climb * rung.step * rung.trend
+    rungs: tuple[ResonanceStream, ...]
 
 
 class Resonance(UnivariateDetector):
@@ -449,35 +460,87 @@ class Resonance(UnivariateDetector):
     """
 
     name = "resonance"
+    #: Readings per stream so far, and their extremes.
+    count: FloatArray
+    lowest: FloatArray
+    highest: FloatArray
+    #: The last readings of each stream, the ``k``-th at ``k % width`` (as many as the
+    #: coarsest step).
+    readings: FloatArray
+    #: The finest step each stream still runs (an index into ``rungs``): the one that scores.
+    first: FloatArray
 
     def __init__(self, settings: ResonanceSettings | None = None) -> None:
-        super().__init__(())
         self.settings = settings or ResonanceSettings()
-        self.streams: list[ResonanceLadder] = []
-
-    def new_stream(self) -> ResonanceLadder:
-        """A fresh stream state (one per slot)."""
+        super().__init__(
+            (
+                ("count", (), 0.0),
+                ("lowest", (), np.inf),
+                ("highest", (), -np.inf),
+                ("readings", (max(self.settings.steps),), 0.0),
+                ("first", (), 0.0),
+            )
+        )
         settings = self.settings
-        rungs = [ResonanceStream(settings, s) for s in settings.steps]
-        return ResonanceLadder(rungs, settings.climb)
+        self.rungs = [self.part(ResonanceRung(settings, s)) for s in settings.steps]
+        self.block_steps = np.array(settings.steps, dtype=np.float64)
+        self.ranks = np.arange(len(self.rungs))
+        # A step takes over once it has learned its warm-up (``step * trend`` readings) and
+        # the stream has ``climb * step * trend`` readings.
+        self.takes_over = np.array(
+            [max(s * settings.trend, settings.climb * s * settings.trend) for s in settings.steps]
+        )
+        self.reserved = 0
+
+    @property
+    def streams(self) -> list[ResonanceLadder]:
+        """Each reserved slot's ladder, as views of the arrays (for inspection)."""
+        return [
+            ResonanceLadder(
+                tuple(
+                    ResonanceStream(rung.step, FuzzyArt(rung.art.dim, bank=rung.art, slot=slot))
+                    for rung in self.rungs[int(self.first[slot]) :]
+                )
+            )
+            for slot in range(self.reserved)
+        ]
 
     def reserve(self, size: int) -> None:
         """Make room for slots ``0 .. size - 1``."""
         super().reserve(size)
-        while len(self.streams) < size:
-            self.streams.append(self.new_stream())
+        self.reserved = max(self.reserved, size)
 
     def to_score(self, surprise: FloatArray) -> FloatArray:
         """The confidence, clipped to [0, 1]."""
         return np.clip(surprise, 0.0, 1.0)
 
     def surprise(self, slots: IndexArray, values: FloatArray, ts: FloatArray) -> FloatArray:
-        """Score then learn one reading of each of ``slots``: a confidence, or 0."""
-        streams = self.streams
-        return np.array(
-            [
-                streams[slot].push(value)
-                for slot, value in zip(slots.tolist(), values.tolist(), strict=True)
-            ],
-            dtype=np.float64,
-        )
+        """Score then learn one reading of each of ``slots``: a confidence, or 0.
+
+        The coarsest step that is due takes over and the finer ones are dropped. Each step
+        the stream still runs learns the block the reading completes, if it completes one;
+        the score is that of the finest of them (the one that took over), 0 when the
+        reading does not complete its block.
+        """
+        count = self.count[slots] + 1.0
+        self.count[slots] = count
+        width = self.readings.shape[1]
+        self.readings[slots, (count % width).astype(np.intp)] = values
+        lowest = np.minimum(self.lowest[slots], values)
+        highest = np.maximum(self.highest[slots], values)
+        self.lowest[slots], self.highest[slots] = lowest, highest
+        due = np.where(count[:, None] >= self.takes_over, self.ranks, 0).max(axis=1)
+        first = np.maximum(self.first[slots], due)
+        self.first[slots] = first
+        running = (count[:, None] % self.block_steps == 0.0) & (first[:, None] <= self.ranks)
+        scores = np.zeros(slots.size)
+        for k in np.flatnonzero(running.any(axis=0)).tolist():
+            rung = self.rungs[k]
+            at = np.flatnonzero(running[:, k])
+            ago = np.arange(1 - rung.step, 1)  # the block's readings, oldest first
+            places = ((count[at, None] + ago) % width).astype(np.intp)
+            block = self.readings[slots[at, None], places]
+            confidence = rung.push(slots[at], block, lowest[at], highest[at])
+            scoring = first[at] == k
+            scores[at[scoring]] = confidence[scoring]
+        return scores
