@@ -430,9 +430,7 @@ def backup_restore(
     console.print(f"database restored from {source}")
 
 
-retention_app = typer.Typer(
-    no_args_is_help=True, help="Remove what is past its catalog retention."
-)
+retention_app = typer.Typer(no_args_is_help=True, help="Remove what is past its catalog retention.")
 app.add_typer(retention_app, name="retention")
 
 

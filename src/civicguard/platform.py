@@ -157,9 +157,7 @@ class Platform:
     def start_retention(self) -> None:
         """Sweep past-retention data now and every ``retention_interval`` seconds (0: never)."""
         if self.settings.retention_interval > 0:
-            self._threads.append(
-                self.retention.start(self._stop, self.settings.retention_interval)
-            )
+            self._threads.append(self.retention.start(self._stop, self.settings.retention_interval))
 
     def close(self) -> None:
         """Stop background threads and release connections."""

@@ -67,9 +67,7 @@ class CityTraffic:
         self.devices: dict[str, list[Device]] = {}
         # The traffic plays one reading a second; by default it leaves out streams that report
         # more slowly (the hourly SCADA historian), which a reading a second would flood.
-        names = streams or tuple(
-            s.name for s in catalog.streams if s.report_interval_s <= PACE_S
-        )
+        names = streams or tuple(s.name for s in catalog.streams if s.report_interval_s <= PACE_S)
         for s, name in enumerate(names):
             prefix = name.replace(".", "-")
             self.devices[name] = [

@@ -93,9 +93,7 @@ def test_running_likelihood_is_the_plain_z_score_while_the_window_is_unfilled() 
     expected = np.zeros_like(raw)
     for t in range(20, 300):
         history = raw[: t + 1]
-        expected[t] = (raw[t] - history.mean(axis=0)) / np.maximum(
-            history.std(axis=0), SIGMA_FLOOR
-        )
+        expected[t] = (raw[t] - history.mean(axis=0)) / np.maximum(history.std(axis=0), SIGMA_FLOOR)
     np.testing.assert_allclose(got, expected, atol=1e-9)
 
 

@@ -151,7 +151,7 @@ def test_two_historians_shuffled_in_one_batch_are_judged_apart(
     order = np.random.default_rng(2).permutation(2 * len(ts))
     both_ts = np.concatenate([ts, ts])[order]
     both = np.vstack([values, values])[order]
-    ids = (["a"] * len(ts) + ["b"] * len(ts))
+    ids = ["a"] * len(ts) + ["b"] * len(ts)
     ids = [ids[i] for i in order]
     reversed_columns = attacked.columns[::-1]  # fields need not come in the model's order
     alerts = detector.process(_batch(reversed_columns, both_ts, both[:, ::-1], ids), 0.0)

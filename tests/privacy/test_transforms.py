@@ -164,9 +164,7 @@ def contains(cell: str, lat: float, lon: float) -> bool:
 
 @settings(max_examples=60)
 @given(
-    st.lists(
-        st.tuples(st.floats(-60, 60), st.floats(-170, 170)), min_size=1, max_size=20
-    ),
+    st.lists(st.tuples(st.floats(-60, 60), st.floats(-170, 170)), min_size=1, max_size=20),
     st.floats(0, 1000),
 )
 def test_location_becomes_a_cell_holding_the_point_and_leaves(points, accuracy) -> None:

@@ -119,8 +119,13 @@ def plan_build_ups(
             peak = float(rng.choice(PEAKS))
             build_ups.append(BuildUp(gauge=g, at=at, until=at + length, peak=peak))
             plans += [
-                PlannedScenario(kind=ScenarioKind.CROWD_BUILD_UP, device_id=device_id, at=at,
-                                duration=length, peak=peak)
+                PlannedScenario(
+                    kind=ScenarioKind.CROWD_BUILD_UP,
+                    device_id=device_id,
+                    at=at,
+                    duration=length,
+                    peak=peak,
+                )
                 for device_id in inside
             ]
             at += length + float(rng.uniform(*QUIET_S))

@@ -75,9 +75,7 @@ class ReceiptRetention:
 
     def sweep(self, now: float) -> int:
         """Delete receipts older than ``consent_proof`` that no span names (runs after spans)."""
-        return self.records.consents.delete_unbacked_receipts(
-            now - self.retention.consent_proof_s
-        )
+        return self.records.consents.delete_unbacked_receipts(now - self.retention.consent_proof_s)
 
 
 @dataclass(frozen=True, slots=True)

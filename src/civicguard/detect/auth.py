@@ -95,10 +95,7 @@ class AuthFailureDetector(Detector):
             detector=self.name,
             kind="auth_failure_burst",
             severity=Severity.HIGH if known else Severity.MEDIUM,
-            title=(
-                f"{count} failed authentications in {span:.0f} s at {target}"
-                f" over {transport}"
-            ),
+            title=(f"{count} failed authentications in {span:.0f} s at {target} over {transport}"),
             explanation=explain(
                 seen=(
                     f"{count} attempts to send as {target} over {transport} failed to "

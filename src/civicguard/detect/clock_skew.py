@@ -176,9 +176,7 @@ class ClockSkewDetector(Detector):
             detector=self.name,
             kind="clock_skew",
             severity=Severity.MEDIUM,
-            title=(
-                f"Clock of {place.name} runs {abs(median):.0f} s {direction} the platform's"
-            ),
+            title=(f"Clock of {place.name} runs {abs(median):.0f} s {direction} the platform's"),
             explanation=explain(
                 seen=(
                     f"The readings of {place.name} are stamped a median {figure(abs(median), 1)} s "

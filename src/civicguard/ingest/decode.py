@@ -424,9 +424,7 @@ class Decoder:
         return kept, seqs, stamps, readings, located
 
 
-def _positions(
-    located: dict[int, object], n: int, problems: dict[int, ReadingError]
-) -> np.ndarray:
+def _positions(located: dict[int, object], n: int, problems: dict[int, ReadingError]) -> np.ndarray:
     """The ``(n, 2)`` positions of ``n`` readings (NaN where none); faults go to ``problems``."""
     out = np.full((n, 2), np.nan)
     for i, raw in located.items():

@@ -159,9 +159,7 @@ class PrivacyGateway:
     through it; the Prometheus counters of ``/metrics`` carry the same figures.
     """
 
-    def __init__(
-        self, catalog: Catalog, keys: KeyStore, journal: KeyJournal | None = None
-    ) -> None:
+    def __init__(self, catalog: Catalog, keys: KeyStore, journal: KeyJournal | None = None) -> None:
         self.catalog = catalog
         self.pseudonymiser = Pseudonymiser.for_catalog(keys, catalog, journal)
         self._cells: dict[tuple[str, int], str] = {}

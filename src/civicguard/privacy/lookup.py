@@ -47,9 +47,7 @@ class LookupResult:
 class PseudonymLookup:
     """Answers lawful lookups from live pseudonym keys; never creates one."""
 
-    def __init__(
-        self, catalog: Catalog, keys: KeyStore, journal: KeyJournal, clock: Clock
-    ) -> None:
+    def __init__(self, catalog: Catalog, keys: KeyStore, journal: KeyJournal, clock: Clock) -> None:
         self.catalog = catalog
         self._keys = keys
         self._journal = journal

@@ -93,9 +93,7 @@ class AlertRetention:
     def sweep(self, now: float) -> int:
         """Delete alerts older than their stream's retention."""
         cutoffs = {s: now - r for s, r in retention_by_stream(self.catalog).items()}
-        return self.repository.delete_alerts(
-            cutoffs, now - self.catalog.dead_letter_retention_s
-        )
+        return self.repository.delete_alerts(cutoffs, now - self.catalog.dead_letter_retention_s)
 
 
 @dataclass(frozen=True, slots=True)

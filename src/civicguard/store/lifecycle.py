@@ -50,9 +50,7 @@ class KeyEventRepository:
                     else stmt.on_conflict_do_nothing()
                 )
             else:  # pragma: no cover - the platform runs on SQLite or PostgreSQL only
-                if conn.execute(
-                    select(t.c.id).where(t.c.name == name, t.c.event == event)
-                ).first():
+                if conn.execute(select(t.c.id).where(t.c.name == name, t.c.event == event)).first():
                     if replace:
                         conn.execute(
                             update(t).where(t.c.name == name, t.c.event == event).values(latest)
@@ -120,9 +118,7 @@ class RetentionRepository:
         when = table.c[time_column]
         with self._engine.begin() as conn:
             for stream, cutoff in cutoffs.items():
-                result = conn.execute(
-                    delete(table).where(table.c.stream == stream, when < cutoff)
-                )
+                result = conn.execute(delete(table).where(table.c.stream == stream, when < cutoff))
                 removed += result.rowcount
             if others is not None:
                 known = list(cutoffs)
