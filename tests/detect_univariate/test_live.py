@@ -160,6 +160,7 @@ def test_a_small_sustained_shift_alerts_once_on_its_device_and_field() -> None:
     assert traffic.devices[STREAM][2].id in found.explanation
     assert "voltage" in found.explanation.lower()
     assert found.title.startswith("Unusual pattern: high voltage")
+    assert found.kind == "pattern_anomaly"
 
 
 def rhythm(device: int, break_at: float) -> Callable[[ReadingBatch, np.ndarray], None]:
@@ -194,6 +195,7 @@ def test_a_broken_rhythm_alerts_as_a_new_shape_that_the_ensemble_alone_misses() 
     assert START + at < found.ts <= START + at + 60.0
     shape = found.evidence["shape"]
     assert shape["alarm"] is True
+    assert found.kind == "pattern_shape"
     assert shape["laid_score"] >= detector.settings.shape_threshold
     assert 0.0 < shape["confidence"] <= 1.0
     assert "fits none of the shapes it has learned" in found.explanation

@@ -729,7 +729,8 @@ class PatternAnomalyDetector(Detector):
             )
         return alert(
             detector=self.name,
-            kind="pattern_anomaly",
+            # Its own kind, so that operators' marks on new shapes can be told apart.
+            kind="pattern_shape" if verdicts.shape_alarm[i] else "pattern_anomaly",
             severity=Severity.MEDIUM,
             title=title,
             explanation=explanation,
