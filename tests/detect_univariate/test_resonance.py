@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import tracemalloc
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from civicguard.detect.univariate import Resonance
+from civicguard.detect.univariate._fuzzy_art import ArtBank
 from civicguard.detect.univariate._resonance import FuzzyArt, ResonanceSettings
 
 SETTINGS = ResonanceSettings(steps=(1, 2), trend=40)
@@ -155,3 +158,69 @@ def test_many_interleaved_streams_score_exactly_as_each_alone() -> None:
     for s, scores in enumerate(alone):
         np.testing.assert_array_equal(in_one[slots == s], scores)
         np.testing.assert_array_equal(in_batches[slots == s], scores)
+
+
+def _train_bank(calm: int, boxes: int, *, noisy: bool) -> ArtBank:
+    """A bank of ``calm`` slots each seeing one input, beside (if ``noisy``) slot 0 seeing
+    ``boxes`` random inputs that each make a box."""
+    slots = np.arange(calm + 1)
+    learn = np.ones(slots.size, dtype=np.bool_)
+    calm_inputs = np.random.default_rng(8).uniform(0.0, 1.0, (slots.size, 4))
+    rng = np.random.default_rng(9)
+    bank = ArtBank(dim=4, rho=0.999)
+    bank.reserve(slots.size)
+    for _ in range(boxes):
+        inputs = calm_inputs.copy()
+        if noisy:
+            inputs[0] = rng.uniform(0.0, 1.0, 4)
+        bank.train(slots, inputs, learn)
+    return bank
+
+
+def _held_bytes(build: Callable[[], object]) -> int:
+    """Bytes held by what ``build`` returns: the traced memory freed when it goes."""
+    tracemalloc.start()
+    try:
+        built = build()
+        with_it = tracemalloc.get_traced_memory()[0]
+        del built
+        return with_it - tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_slot_with_many_categories_costs_only_its_own_room() -> None:
+    # The noisy slot's boxes widen no other slot's page: the bank holds every slot's first
+    # page and the noisy slot's room (less than twice its boxes), with at most as much again
+    # (free pages, room to grow); not the noisy slot's room for each calm slot as well.
+    calm, boxes = 200, 300
+    quiet = _train_bank(calm, boxes, noisy=False)
+    busy = _train_bank(calm, boxes, noisy=True)
+    assert busy.count[0] >= 0.95 * boxes
+    assert busy.count[1:].max() == 1.0
+    box_bytes = (2 * 4 + 2) * 8  # weights (both halves), total and edge
+    first_pages = (calm + 1) * 16 * box_bytes  # a first page has room for 16
+    assert _held_bytes(lambda: _train_bank(calm, boxes, noisy=False)) < 2 * first_pages
+    busy_bytes = _held_bytes(lambda: _train_bank(calm, boxes, noisy=True))
+    assert busy_bytes < 2 * (first_pages + 2 * boxes * box_bytes)
+    # Moving between pages keeps every box as it was.
+    noisy = FuzzyArt(dim=4, bank=busy)
+    alone = FuzzyArt(dim=4, bank=_train_bank(0, boxes, noisy=True))
+    assert noisy.count == alone.count
+    np.testing.assert_array_equal(noisy.weights[: noisy.count], alone.weights[: alone.count])
+    for slot in (1, calm):
+        calm_box = FuzzyArt(dim=4, bank=quiet, slot=slot).weights[:1]
+        np.testing.assert_array_equal(FuzzyArt(dim=4, bank=busy, slot=slot).weights[:1], calm_box)
+
+
+def test_a_stream_that_climbed_gives_up_its_categories_at_the_finer_steps() -> None:
+    detector = Resonance(SETTINGS)
+    streams = 20
+    values = np.stack([rhythm(1000, seed) for seed in range(streams)])
+    ts = np.arange(1000.0) * 60.0
+    detector.update(np.tile(np.arange(streams), 1000), values.T.ravel(), np.repeat(ts, streams))
+    finest, coarsest = detector.rungs[0].art, detector.rungs[-1].art
+    assert (detector.first[:streams] == len(SETTINGS.steps) - 1).all()
+    assert finest.count[:streams].max() == 0.0
+    assert coarsest.count[:streams].min() > 0.0
+    assert finest.nbytes < coarsest.nbytes / 10

@@ -13,14 +13,13 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from civicguard.detect.univariate._art_pages import FIRST_ROOM, ArtPages
 from civicguard.detect.univariate._base import FloatArray, IndexArray, SlotState
 
 BoolArray = npt.NDArray[np.bool_]
 
 #: Added to both sides of the similarity ratios, so that a box with no weight keeps all.
 TINY = 1e-12
-#: Categories a slot has room for before its row of the array is first widened.
-FIRST_ROOM = 16
 #: Categories matched in one go (about two megabytes of weights): larger tables would leave the
 #: processor's cache and cost more than the calls saved.
 CHUNK = 8192
@@ -29,33 +28,20 @@ CHUNK = 8192
 class ArtBank(SlotState):
     """One fuzzy ART per slot, with fast learning over complement-coded inputs.
 
-    Each slot's categories are the first ``count`` rows of its page of ``weights`` (slots,
-    room, 2 * dim); the room doubles for every slot when one slot needs more. Each
-    category's total weight and its weight on the newest feature (both halves) are kept
-    beside it. Inputs are matched many slots at once, each against its own slot's
-    categories only.
+    Each slot's categories are the first ``count`` of its page (see
+    :mod:`~civicguard.detect.univariate._art_pages`): each category's weights (2 * dim), its
+    weight summed over both halves and its weight on the newest feature (both halves).
+    Inputs are matched many slots at once, each against its own slot's categories only.
     """
 
-    weights: FloatArray
-    #: Each category's weight summed over both halves, and on the newest feature alone.
-    total: FloatArray
-    edge: FloatArray
     count: FloatArray
     rho_lb: FloatArray
     rho_ub: FloatArray
 
     def __init__(self, dim: int, rho: float = 0.0) -> None:
-        super().__init__(
-            (
-                ("weights", (FIRST_ROOM, 2 * dim), 0.0),
-                ("total", (FIRST_ROOM,), 0.0),
-                ("edge", (FIRST_ROOM,), 0.0),
-                ("count", (), 0.0),
-                ("rho_lb", (), rho),
-                ("rho_ub", (), rho),
-            )
-        )
+        super().__init__((("count", (), 0.0), ("rho_lb", (), rho), ("rho_ub", (), rho)))
         self.dim = dim
+        self.pages = self.part(ArtPages(2 * dim))
 
     def train(
         self, slots: IndexArray, features: FloatArray, learn: BoolArray
@@ -90,13 +76,13 @@ class ArtBank(SlotState):
         matching at least the upper vigilance absorb the input, if any does.
         """
         room = int(sizes.max())
-        kept = self.weights[slots, :room]
+        kept, total, edge_total = self.pages.gather(slots, room)
         np.minimum(kept, coded[:, None, :], out=kept)
         held = kept.sum(axis=2)
         last = self.dim - 1
         edge = kept[:, :, last] + kept[:, :, -1]
-        feature = (held + TINY) / (self.total[slots, :room] + TINY)
-        energy = (edge + TINY) / (self.edge[slots, :room] + TINY)
+        feature = (held + TINY) / (total + TINY)
+        energy = (edge + TINY) / (edge_total + TINY)
         match = feature * feature * feature * energy * energy
         match[np.arange(room) >= sizes[:, None]] = -np.inf  # beyond each slot's categories
         best = np.argmax(match, axis=1)
@@ -105,40 +91,47 @@ class ArtBank(SlotState):
         rho_ub = self.rho_ub[slots]
         absorbs = learn & (top >= rho_ub)
         row, rank = np.nonzero(absorbs[:, None] & (match >= rho_ub[:, None]))
-        self.weights[slots[row], rank] = kept[row, rank]
-        self.total[slots[row], rank] = held[row, rank]
-        self.edge[slots[row], rank] = edge[row, rank]
+        absorbing = self.pages.rows(slots[row], rank)
+        self.pages.put(absorbing, kept[row, rank], held[row, rank], edge[row, rank])
         return top, energy[rows, best], absorbs
 
     def rescale(self, slots: IndexArray, dims: slice, scale: FloatArray, shift: FloatArray) -> None:
         """Map features ``dims`` by x -> scale * x + shift in every category of ``slots``."""
         start, stop, _ = dims.indices(self.dim)
-        scale = scale[:, None, None]
-        shift = shift[:, None, None]
-        weights = self.weights[slots]
-        weights[:, :, start:stop] = weights[:, :, start:stop] * scale + shift
+        rows, owner = self.pages.held_rows(slots, self.count[slots].astype(np.intp))
+        scale = scale[owner, None]
+        shift = shift[owner, None]
+        weights = self.pages.weights[rows]
+        weights[:, start:stop] = weights[:, start:stop] * scale + shift
         high = slice(self.dim + start, self.dim + stop)
-        weights[:, :, high] = weights[:, :, high] * scale + (1.0 - scale - shift)
-        self.store(slots, slice(None), weights)
+        weights[:, high] = weights[:, high] * scale + (1.0 - scale - shift)
+        self.store(rows, weights)
 
     def add(self, slots: IndexArray, coded: FloatArray) -> None:
         """A new category of each of ``slots`` (distinct): the box of one coded input."""
         if slots.size == 0:
             return
         rank = self.count[slots].astype(np.intp)
-        room = self.total.shape[1]
-        if int(rank.max()) >= room:
-            for name in ("weights", "total", "edge"):
-                table = getattr(self, name)
-                setattr(self, name, np.concatenate((table, np.zeros_like(table)), axis=1))
-        self.store(slots, rank, coded)
+        self.pages.make_room(slots, rank)
+        self.store(self.pages.rows(slots, rank), coded)
         self.count[slots] = rank + 1.0
 
-    def store(self, slots: IndexArray, rank: IndexArray | slice, weights: FloatArray) -> None:
-        """Set categories ``rank`` of ``slots`` to ``weights``, with their sums."""
-        self.weights[slots, rank] = weights
-        self.total[slots, rank] = weights.sum(axis=-1)
-        self.edge[slots, rank] = weights[..., self.dim - 1] + weights[..., -1]
+    def store(self, rows: IndexArray, weights: FloatArray) -> None:
+        """Set the categories at ``rows`` of the pool to ``weights``, with their sums."""
+        total = weights.sum(axis=-1)
+        edge = weights[..., self.dim - 1] + weights[..., -1]
+        self.pages.put(rows, weights, total, edge)
+
+    def release(self, slots: IndexArray) -> None:
+        """Forget every category of ``slots`` and give up their pages."""
+        self.pages.release(slots)
+        self.count[slots] = 0.0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the categories' pages and the per-slot arrays."""
+        slots = self.count.nbytes + self.rho_lb.nbytes + self.rho_ub.nbytes
+        return self.pages.nbytes + int(slots)
 
 
 def chunks(sizes: IndexArray) -> list[IndexArray]:
@@ -187,7 +180,12 @@ class FuzzyArt:
     @property
     def weights(self) -> FloatArray:
         """The categories' weights (the first ``count`` rows), one row per category."""
-        weights: FloatArray = self.bank.weights[self.slots[0]]
+        pages, slot = self.bank.pages, self.slots[0]
+        size_class = int(pages.size_class[slot])
+        if size_class < 0:
+            return np.zeros((0, pages.width))
+        start = int(pages.start[slot])
+        weights: FloatArray = pages.weights[start : start + (FIRST_ROOM << size_class)]
         return weights
 
     def train(self, features: FloatArray, learn: bool = True) -> tuple[float, float, bool]:

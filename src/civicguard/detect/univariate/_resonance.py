@@ -514,6 +514,18 @@ class Resonance(UnivariateDetector):
         """The confidence, clipped to [0, 1]."""
         return np.clip(surprise, 0.0, 1.0)
 
+    def leave(self, slots: IndexArray, first: FloatArray, later: FloatArray) -> None:
+        """Streams whose finest step moves from ``first`` to ``later`` leave the steps between.
+
+        Those steps never see the stream again, so their ARTs give up its categories.
+        """
+        if not (later > first).any():
+            return
+        for k, rung in enumerate(self.rungs):
+            gone = (first <= k) & (k < later)
+            if gone.any():
+                rung.art.release(slots[gone])
+
     def surprise(self, slots: IndexArray, values: FloatArray, ts: FloatArray) -> FloatArray:
         """Score then learn one reading of each of ``slots``: a confidence, or 0.
 
@@ -531,6 +543,7 @@ class Resonance(UnivariateDetector):
         self.lowest[slots], self.highest[slots] = lowest, highest
         due = np.where(count[:, None] >= self.takes_over, self.ranks, 0).max(axis=1)
         first = np.maximum(self.first[slots], due)
+        self.leave(slots, self.first[slots], first)
         self.first[slots] = first
         running = (count[:, None] % self.block_steps == 0.0) & (first[:, None] <= self.ranks)
         scores = np.zeros(slots.size)
