@@ -130,9 +130,7 @@ def unit_scale(values: FloatArray) -> FloatArray:
     return scaled
 
 
-def fit_range(
-    lowest: FloatArray, highest: FloatArray, pad: float
-) -> tuple[FloatArray, FloatArray]:
+def fit_range(lowest: FloatArray, highest: FloatArray, pad: float) -> tuple[FloatArray, FloatArray]:
     """The normalising ranges learned from warm-ups spanning ``lowest`` to ``highest``.
 
     Each is padded by ``pad`` times its span on both sides (a flat warm-up by a thousandth
@@ -320,9 +318,7 @@ class ResonanceRung(SlotState):
         self.inputs[slots] = inputs
         since_anomaly = inputs - self.last_anomaly[slots]
         since_category = self.since_category[slots]
-        masked = (self.masked[slots] > 0.0) & ~(
-            (inputs > trend + mask) & (since_category >= mask)
-        )
+        masked = (self.masked[slots] > 0.0) & ~((inputs > trend + mask) & (since_category >= mask))
         match, energy, new = self.art.train(slots, features, inputs >= self.settings.window)
         self.since_category[slots] = np.where(new, 0.0, since_category + 1.0)
         self.match_total[slots] += match
