@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from civicguard.detect.univariate import Resonance
-from civicguard.detect.univariate._fuzzy_art import ArtBank
-from civicguard.detect.univariate._resonance import FuzzyArt, ResonanceSettings
+from civicguard.detect.univariate._fuzzy_art import ArtBank, FuzzyArt
+from civicguard.detect.univariate._resonance import ResonanceSettings
 
 SETTINGS = ResonanceSettings(steps=(1, 2), trend=40)
 #: A daily-like rhythm: a period of 24 readings, a peak, a trough, a little noise.
@@ -39,13 +39,14 @@ def test_quiet_on_a_repeating_pattern_once_learned(seed: int) -> None:
     values = rhythm(3000, seed)
     detector = Resonance(SETTINGS)
     learned = run(detector, values[:1500])
-    categories = detector.streams[0].rungs[-1].art.count
+    coarsest = detector.rungs[-1]
+    categories = coarsest.art.count[0]
     scores = run(detector, values[1500:])
     assert not scores.any()
     assert learned[: SETTINGS.trend].sum() == 0.0
     # The pattern's windows fall into the categories it already has: no new box.
-    assert detector.streams[0].rungs[-1].art.count == categories
-    assert detector.streams[0].rungs[-1].step == SETTINGS.steps[-1]
+    assert coarsest.art.count[0] == categories
+    assert coarsest.step == SETTINGS.steps[-1]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -51,15 +51,14 @@ class _Rows:
         self.order = np.argsort(-lengths, kind="stable")
         self.names = [files[i].name for i in self.order]
         self.lengths = lengths[self.order]
-        longest = int(lengths.max()) if files else 0
-        self.values = self.matrix({f.name: f.values for f in files}, longest)
-        self.stamps = self.matrix({f.name: f.timestamps for f in files}, longest)
-        self.running = np.searchsorted(-self.lengths, -np.arange(longest), side="left")
+        self.width = int(lengths.max()) if files else 0
+        self.values = self.matrix({f.name: f.values for f in files})
+        self.stamps = self.matrix({f.name: f.timestamps for f in files})
+        self.running = np.searchsorted(-self.lengths, -np.arange(self.width), side="left")
 
-    def matrix(self, by_file: Mapping[str, np.ndarray], longest: int | None = None) -> np.ndarray:
+    def matrix(self, by_file: Mapping[str, np.ndarray]) -> np.ndarray:
         """One row per file (in stacking order), zero-padded: ``by_file`` as a matrix."""
-        width = self.values.shape[1] if longest is None else longest
-        stacked = np.zeros((len(self.names), width))
+        stacked = np.zeros((len(self.names), self.width))
         for k, name in enumerate(self.names):
             stacked[k, : self.lengths[k]] = by_file[name]
         return stacked
@@ -68,7 +67,7 @@ class _Rows:
         """``step(active files, row)`` for every row, in order; its results by file name."""
         scores = np.zeros_like(self.values)
         slots = np.arange(len(self.names), dtype=np.intp)
-        for row in range(self.values.shape[1]):
+        for row in range(self.width):
             active = slots[: self.running[row]]
             scores[active, row] = step(active, row)
         return {name: scores[k, : self.lengths[k]] for k, name in enumerate(self.names)}

@@ -664,9 +664,7 @@ class PatternAnomalyDetector(Detector):
             }
             for m, name in enumerate(state.windows.member_names)
         }
-        names = state.windows.member_names
         seq = number(verdicts.seq[i])
-        direction = "high" if value > expected else "low"
         unit = f" {spec.unit}" if spec.unit else ""
         end = datetime.fromtimestamp(float(verdicts.ts[i]), UTC).strftime("%H:%M:%S UTC")
         seen = (
@@ -700,6 +698,8 @@ class PatternAnomalyDetector(Detector):
                 score=float(verdicts.laid[i]),
             )
         else:
+            names = state.windows.member_names
+            direction = "high" if value > expected else "low"
             leaders = np.argsort(-verdicts.contributions[i])[:2]
             title = (
                 f"Unusual pattern: {direction} {label(spec).lower()} {quantity(value, spec)} "

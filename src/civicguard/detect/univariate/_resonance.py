@@ -43,7 +43,7 @@ from civicguard.detect.univariate._base import (
     SlotState,
     UnivariateDetector,
 )
-from civicguard.detect.univariate._fuzzy_art import ArtBank, FuzzyArt, starting_vigilance
+from civicguard.detect.univariate._fuzzy_art import ArtBank, starting_vigilance
 
 #: The upper vigilance never exceeds this: a stream can always surprise.
 RHO_UB_CAP = 0.97
@@ -414,28 +414,6 @@ class ResonanceRung(SlotState):
         return mean
 
 
-@dataclass(frozen=True, slots=True)
-class ResonanceStream:
-    """One stream at one step of the ladder, for inspection: the step and the stream's ART."""
-
-    step: int
-    art: FuzzyArt
-
-
-@dataclass(frozen=True, slots=True)
-class ResonanceLadder:
-    """One stream's steps still running, finest first: the first one scores.
-
-    A step is due once it has learned its warm-up and the stream has ``climb`` times that
-    many readings. Finer steps are dropped when a coarser one takes over, so the ladder
-    costs little more than its top step once climbed. ARTime's step is the probationary
-    period over 104, 1 for the shortest NAB files and 7 for the longest; climbing as
-    readings arrive is the causal way to score early with a fine step, later a coarse one.
-    """
-
-    rungs: tuple[ResonanceStream, ...]
-
-
 class Resonance(UnivariateDetector):
     """ARTime's adaptive-resonance detector, made causal; its surprise is the confidence.
 
@@ -487,19 +465,6 @@ class Resonance(UnivariateDetector):
             [max(s * settings.trend, settings.climb * s * settings.trend) for s in settings.steps]
         )
         self.reserved = 0
-
-    @property
-    def streams(self) -> list[ResonanceLadder]:
-        """Each reserved slot's ladder, as views of the arrays (for inspection)."""
-        return [
-            ResonanceLadder(
-                tuple(
-                    ResonanceStream(rung.step, FuzzyArt(rung.art.dim, bank=rung.art, slot=slot))
-                    for rung in self.rungs[int(self.first[slot]) :]
-                )
-            )
-            for slot in range(self.reserved)
-        ]
 
     def reserve(self, size: int) -> None:
         """Make room for slots ``0 .. size - 1``."""
