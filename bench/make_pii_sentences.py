@@ -20,6 +20,7 @@ import random
 import re
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from faker import Faker
@@ -119,7 +120,7 @@ def _address(f: Faker, rng: random.Random) -> str:
 
 
 def _date(f: Faker, rng: random.Random) -> str:
-    day = f.date_between(start_date="-3y", end_date="+1y")
+    day = f.date_between(start_date=date(2023, 1, 1), end_date=date(2027, 12, 31))
     mask = rng.choice(["%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y", "%m/%d/%Y", "%d.%m.%y"])
     return day.strftime(mask)
 

@@ -50,7 +50,7 @@ def email_recognizer() -> EntityRecognizer:
 # lower case against the few words right before the candidate, in the demo's users' languages.
 _PHONE_WORDS = (
     r"phone\w*|telephone|tel|tlf|tfno|telf|call\w*|ring|mobile|cell|cellphone|whatsapp|sms|"
-    r"text|fax|hotline|reach\w*|contact\w*|dial|"
+    r"text|fax|hotline|reach\w*|contact\w*|dial|gsm|natel|fono|telem[oó]vel|tlm|tlf|"
     r"tel[eé]f\w*|téléphone|portable|celular|cel|móvil|movil|llam\w*|marca\w*|"
     r"bel|bellen|belt|mobiel\w*|handy\w*|anruf\w*|ruf\w*|erreichbar|"
     r"appel\w*|joindre|chiam\w*|cellulare|dzwo\w*|zadzwo\w*|komórk\w*|"
@@ -117,7 +117,7 @@ _PHONE_CANDIDATE = regex.compile(
         (?:\ ?\(0\))?                   # the trunk zero some keep in brackets
         [\ .\-]?
     )?
-    (?:\(\d{1,5}\)\ ?[\-.]?\ ?)?        # an area code in brackets
+    (?:(?:1[\ .\-]?)?\(\d{1,5}\)\ ?[\-.]?\ ?)?   # an area code in brackets
     \d{1,12}(?:(?:[\ .\-/]|\ -\ )\d{1,12}){0,5}
     (?P<ext>\ ?(?:x|ext\.?|extn|extension|ext|anexo|poste|Durchwahl|interno)\ ?\d{1,5})?
     (?![\w@]|[.,:/\-]\d)
@@ -403,7 +403,7 @@ _PLATE_SEP_BEFORE = regex.compile(r"(?:[ \-]|\ ?[•·]\ ?)$")
 _NOT_A_PLATE = regex.compile(
     r"(?:^|\W)(?:ISO|RFC|EN|DIN|NOM|CVE|COVID|SARS|PM|USB|HDMI|WIFI|LTE|GPS|ANPR|CCTV|"
     r"MXN|USD|EUR|GBP|CHF|PLN|BRL|ARS|COP|CLP|KWH|MWH|KHZ|MHZ|GHZ|RPM|AM|PM|UTC|CET|CST|"
-    r"KM|KG|MB|GB|TB|Q[1-4]|H[12]|FY|KB)(?:\W|$|(?=\d))"
+    r"KM|KG|MB|GB|TB|Q[1-4]|H[12]|FY|KB|CP|PLZ|CAP|ZIP|CEP|NR|NO|SN)(?:\W|$|(?=\d))"
 )
 #: Six digits in a row are a serial or patch number: no plate has so many without letters.
 _LONG_DIGITS = regex.compile(r"\d{6}")
@@ -465,6 +465,8 @@ class LicencePlateRecognizer(EntityRecognizer):
             end = groups[count - 1].end()
             if count < len(groups) and token[end] != " ":
                 continue
+            if count < len(groups) and not plate_word and groups[count].group().isdigit():
+                continue  # the run goes on in digits: a phone or account number's start
             candidate = token[:end]
             if _DATE_OR_TIME.fullmatch(candidate):
                 continue
