@@ -324,26 +324,27 @@ def bench_nab(
     run_nab(out, data or _shared_data("nab"), console=console)
 
 
-def _pii_sentences() -> Path:
-    """The labelled PII set in the repository: ``tests/data/pii/sentences.jsonl``."""
-    candidates = [
-        Path.cwd() / "tests" / "data" / "pii" / "sentences.jsonl",
-        Path(__file__).resolve().parents[2] / "tests" / "data" / "pii" / "sentences.jsonl",
-    ]
-    for path in candidates:
-        if path.exists():
-            return path
-    raise typer.BadParameter(f"cannot find the labelled set at {', '.join(map(str, candidates))}")
+def _pii_sentences() -> list[Path]:
+    """The labelled PII sets in the repository: hand-written and generated, in tests/data/pii."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        paths = [root / "tests" / "data" / "pii" / name for name in _PII_SETS]
+        if all(path.exists() for path in paths):
+            return paths
+    raise typer.BadParameter(f"cannot find {', '.join(_PII_SETS)} in tests/data/pii")
+
+
+_PII_SETS = ("sentences.jsonl", "generated.jsonl")
 
 
 @bench_app.command("pii")
 def bench_pii(
     data: Annotated[
-        Path | None, typer.Option(help="Labelled sentences (JSON lines); default: the repo's.")
+        list[Path] | None,
+        typer.Option(help="Labelled sentences (JSON lines), repeatable; default: the repo's."),
     ] = None,
     repeat: Annotated[int, typer.Option(min=1, help="Passes over the set for the speed.")] = 5,
 ) -> None:
-    """Precision, recall and F2 of the free-text scrubber per entity type, and its speed."""
+    """Precision, recall and F2 of the free-text scrubber per set, split and entity type."""
     from civicguard.benchmarks.pii import DatasetError, run_pii_benchmark
 
     try:
