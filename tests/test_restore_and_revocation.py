@@ -310,3 +310,59 @@ def test_a_device_revoked_by_the_cli_is_refused_by_a_running_serve_within_a_seco
     assert (
         site.post("/api/v1/ingest", late, {**body, "seq": 2, "ts": time.time()}).status_code == 202
     )
+
+
+class CountingDevices:
+    """A device repository that counts how often the store is asked whether devices changed."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.checks = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def version(self) -> tuple[object, ...]:
+        self.checks += 1
+        return tuple(self.inner.version())
+
+
+def test_a_registry_notices_another_processes_changes_after_its_check_interval_only(
+    tmp_path: Path,
+) -> None:
+    """Two registries over one store, as serve and the CLI: no query per lookup, and a change
+    made by one is seen by the other at its next look, half a second later at most."""
+    from civicguard.catalog.loader import demo_catalog
+    from civicguard.ingest.model import Device
+    from civicguard.ingest.registry import AuthError, DeviceRegistry
+    from civicguard.privacy.keys import MemoryKeyStore, Sealer
+    from civicguard.store.database import make_engine, sqlite_url
+    from civicguard.store.migrate import upgrade
+    from civicguard.store.repositories import DeviceRepository
+
+    engine = make_engine(sqlite_url(tmp_path))
+    upgrade(engine)
+    sealer, catalog = Sealer(MemoryKeyStore()), demo_catalog()
+    now = [100.0]
+    cli = DeviceRegistry(DeviceRepository(engine), sealer, catalog)
+    counted = CountingDevices(DeviceRepository(engine))
+    serve = DeviceRegistry(counted, sealer, catalog, check_every=0.5, monotonic=lambda: now[0])  # type: ignore[arg-type]
+    tank = Device(id="tank-1", stream="water.tank", lat=21.88, lon=-102.29)
+    secret = cli.provision(tank, 1.0)
+
+    now[0] += 0.6
+    assert serve.by_token(secret).id == "tank-1"  # provisioned elsewhere, seen at the next look
+    checks = counted.checks
+    for _ in range(1000):
+        serve.by_token(secret)
+    assert counted.checks == checks  # within the interval: no query at all
+
+    assert cli.revoke("tank-1", 2.0)
+    assert serve.by_token(secret).id == "tank-1"  # not looked yet
+    now[0] += 0.5
+    with pytest.raises(AuthError) as refused:
+        serve.by_token(secret)
+    assert refused.value.reason.value == "revoked_device"
+    got = serve.get("tank-1")
+    assert got is not None and got.revoked  # workers place devices with get(): same view
+    engine.dispose()

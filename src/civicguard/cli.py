@@ -173,7 +173,7 @@ def devices_revoke(
             raise typer.Exit(2)
     finally:
         platform.close()
-    console.print(f"device {device_id} revoked")
+    console.print(f"device {device_id} revoked; running processes refuse it within a second")
 
 
 @devices_app.command("broker-auth")

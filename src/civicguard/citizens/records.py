@@ -339,8 +339,9 @@ class SubjectRepository:
             )
             return 1
         first_seen, erased_at = row
-        if first_seen > erasure.at or (erased_at is not None and erased_at >= erasure.at):
-            return 0
+        back = first_seen > erasure.at or (first_seen == erasure.at and not restore)
+        if back or (erased_at is not None and erased_at >= erasure.at):
+            return 0  # the subject came back after it (in its very second, with nothing old)
         conn.execute(update(t).where(t.c.handle == erasure.handle).values(erased_at=erasure.at))
         return 1
 
