@@ -28,7 +28,7 @@ import fcntl
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -279,7 +279,3 @@ def ledger_for(keys: KeyStore, keys_dir: Path | None) -> ErasureLedger:
     if keys_dir is not None and isinstance(keys, FileKeyStore):
         return FileErasureLedger.in_dir(keys_dir, keys)
     return MemoryErasureLedger(keys)
-
-
-#: What decides whether a subject's record was erased: the subject's erasure, if any.
-ErasureOf = Callable[[str], Erasure | None]
