@@ -359,4 +359,10 @@ def test_a_registry_notices_another_processes_changes_after_its_check_interval_o
     assert refused.value.reason.value == "revoked_device"
     got = serve.get("tank-1")
     assert got is not None and got.revoked  # workers place devices with get(): same view
+
+    # The API revokes a device the CLI provisioned a moment ago, before serve looked again.
+    cli.provision(Device(id="tank-2", stream="water.tank", lat=21.88, lon=-102.29), 3.0)
+    assert serve.revoke("tank-2", 4.0)
+    fresh = serve.get("tank-2")
+    assert fresh is not None and fresh.revoked
     engine.dispose()

@@ -22,6 +22,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from civicguard.catalog.model import Catalog
 from civicguard.ingest.model import Device, Reason
@@ -160,16 +161,11 @@ class DeviceRegistry:
         if not self._repo.revoke(device_id, now):
             return False
         with self._lock:
-            device = self._devices[device_id]
-            self._devices[device_id] = Device(
-                id=device.id,
-                stream=device.stream,
-                lat=device.lat,
-                lon=device.lon,
-                district=device.district,
-                label=device.label,
-                revoked=True,
-            )
+            device = self._devices.get(device_id)
+            if device is not None:
+                self._devices[device_id] = replace(device, revoked=True)
+        if device is None:
+            self.reload()  # provisioned by another process and not noticed here yet
         return True
 
     def get(self, device_id: str) -> Device | None:
