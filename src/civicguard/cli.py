@@ -173,7 +173,7 @@ def devices_revoke(
             raise typer.Exit(2)
     finally:
         platform.close()
-    console.print(f"device {device_id} revoked")
+    console.print(f"device {device_id} revoked; running processes refuse it within a second")
 
 
 @devices_app.command("broker-auth")
@@ -420,15 +420,31 @@ def backup_restore(
     source: Annotated[Path, typer.Argument(help="A file written by `backup create`.")],
     data_dir: DataDir = None,
 ) -> None:
-    """Replace the database by a backup. Stop the platform first."""
-    from civicguard.store.backup import BackupError, restore_backup
+    """Replace the database by a backup, then re-apply what happened since. Stop the platform
+    first.
 
+    Erasures since the backup are re-applied from the erasure ledger beside the keys, and keys
+    destroyed since (never in a backup) stay destroyed; the output says how many of each.
+    """
+    from civicguard.citizens.restore import after_restore
+    from civicguard.platform import Platform
+    from civicguard.store.backup import BackupError, restore_backup
+    from civicguard.store.lifecycle import KeyEventRepository
+
+    settings = _settings(data_dir)
     try:
         restore_backup(_engine(data_dir), source)
     except BackupError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    console.print(f"database restored from {source}")
+    platform = Platform.build(settings)  # brings an older backup's schema up to date too
+    try:
+        journal = KeyEventRepository(platform.store.engine)
+        report = after_restore(platform.citizens, platform.keys, journal, platform.clock.now())
+    finally:
+        platform.close()
+    console.print(f"database restored from {source}", highlight=False)
+    console.print(report.summary(), highlight=False)
 
 
 retention_app = typer.Typer(no_args_is_help=True, help="Remove what is past its catalog retention.")
