@@ -23,7 +23,13 @@ CATALOG = demo_catalog()
 DECODER = Decoder(CATALOG)
 
 #: A licence plate, a MAC address, a citizen id, an e-mail address and a phone number.
-IDENTIFIERS = ("AGS-744-K", "3c:22:fb:10:aa:01", "CURP-QWE-7711", "ana.p@example.org", "+52 449 555 0199")
+IDENTIFIERS = (
+    "AGS-744-K",
+    "3c:22:fb:10:aa:01",
+    "CURP-QWE-7711",
+    "ana.p@example.org",
+    "+52 449 555 0199",
+)
 
 
 def _device(stream: Stream) -> Device:
