@@ -221,7 +221,7 @@ def test_a_revoked_device_is_refused_even_while_the_broker_still_knows_it(
 def test_routing_without_a_broker_refuses_unknown_devices_and_foreign_topics(
     platform: Platform, provisioned: dict[str, str]
 ) -> None:
-    adapter = MqttIngest(platform.ingest, platform.registry, "127.0.0.1", 1)
+    adapter = MqttIngest(platform.ingest, platform.registry, "127.0.0.1", 1, trust_topic=True)
     now = platform.clock.now()
     adapter.handle(
         [
@@ -257,6 +257,7 @@ def test_the_receiver_can_run_in_its_own_process(
             PLATFORM_USER,
             PLATFORM_PASSWORD,
             receiver="process",
+            trust_topic=True,
         )
         adapter.start()
         try:
@@ -296,3 +297,206 @@ def test_a_wrong_platform_password_is_reported_at_start(
         )
         with pytest.raises(ConnectionError, match="authori"):
             adapter.start(timeout=5)
+
+
+# -- acknowledgement only once durable, dead letters, the untrusted /readings topic ---------------
+
+
+def _adapter(platform: Platform, broker: Any, **options: Any) -> MqttIngest:
+    from tests.ingest.conftest import PLATFORM_PASSWORD, PLATFORM_USER
+
+    return MqttIngest(
+        platform.ingest,
+        platform.registry,
+        broker.host,
+        broker.port,
+        PLATFORM_USER,
+        PLATFORM_PASSWORD,
+        **options,
+    )
+
+
+@pytest.fixture
+def persistent_broker(
+    platform: Platform, provisioned: dict[str, str], tmp_path: Path
+) -> Iterator[Any]:
+    """Mosquitto with per-device logins, an ACL, and persistence on (in tmp)."""
+    from civicguard.ingest.mqtt import write_mosquitto_auth
+    from tests.ingest.conftest import PLATFORM_PASSWORD, PLATFORM_USER
+    from tests.ingest.mosquitto import mosquitto
+
+    passwd, acl = write_mosquitto_auth(
+        platform.registry,
+        tmp_path / "broker",
+        PLATFORM_USER,
+        PLATFORM_PASSWORD,
+        gateways={GATEWAY_USER: GATEWAY_PASSWORD},
+    )
+    with mosquitto(
+        tmp_path / "broker", password_file=passwd, acl_file=acl, persistence=True
+    ) as broker:
+        yield broker
+
+
+def _publish_as(broker: Any, user: str, password: str, topic: str, bodies: list[bytes]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}")
+    client.username_pw_set(user, password)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, body, qos=1) for body in bodies]
+        for info in infos:
+            info.wait_for_publish(timeout=5)
+            assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.mark.mqtt
+@pytest.mark.parametrize("receiver", ["thread", "process"])
+def test_a_message_the_event_log_cannot_take_is_not_acknowledged_and_comes_again(
+    platform: Platform, provisioned: dict[str, str], persistent_broker: Any, receiver: str
+) -> None:
+    """Event log unavailable: nothing is acknowledged; after a restart the broker delivers
+    every message again, and each is stored once."""
+    now = platform.clock.now()
+    real_publish = platform.log.publish
+    attempts = []
+
+    def unavailable(events: Any) -> None:
+        attempts.append(len(events))
+        raise OSError("event log unavailable (injected)")
+
+    platform.log.publish = unavailable  # type: ignore[method-assign]
+    first = _adapter(
+        platform,
+        persistent_broker,
+        client_id="civicguard-ack-test",
+        receiver=receiver,
+        trust_topic=True,
+    )
+    first.start()
+    try:
+        bodies = [substation(seq, now) for seq in range(1, 21)]
+        _publish_as(
+            persistent_broker, "sub-01", provisioned["sub-01"], "civicguard/sub-01/readings", bodies
+        )
+        wait_for(lambda: first.received == 20, "20 messages delivered")
+        wait_for(lambda: len(attempts) >= 2, "ingest tried and failed")
+    finally:
+        first.stop()
+    assert first.failed == 0  # never dead-lettered: nothing is wrong with them
+    platform.log.publish = real_publish  # type: ignore[method-assign]
+    platform.start_processing()
+    second = _adapter(
+        platform,
+        persistent_broker,
+        client_id="civicguard-ack-test",
+        receiver=receiver,
+        trust_topic=True,
+    )
+    second.start()
+    try:
+        wait_for(lambda: platform.store.readings.count() == 20, "all 20 stored after the restart")
+        second.wait_idle()
+    finally:
+        second.stop()
+    assert sorted(r["seq"] for r in stored(platform, "sub-01")) == list(range(1, 21))
+    assert dead_letters(platform) == {}
+
+
+@pytest.mark.mqtt
+def test_a_batch_that_fails_inside_ingest_is_dead_lettered_with_its_reason(
+    platform: Platform, provisioned: dict[str, str], persistent_broker: Any
+) -> None:
+    now = platform.clock.now()
+    protect = platform.ingest.gateway.protect
+
+    def broken(batch: Any, cell: str) -> Any:
+        if batch.device_ids[0] == "sub-02":
+            raise ValueError("a bug in a treatment (injected)")
+        return protect(batch, cell)
+
+    platform.ingest.gateway.protect = broken  # type: ignore[method-assign]
+    adapter = _adapter(
+        platform,
+        persistent_broker,
+        client_id="civicguard-dl-test",
+        receiver="process",
+        trust_topic=True,
+    )
+    adapter.start()
+    platform.start_processing()
+    try:
+        _publish_as(
+            persistent_broker,
+            "sub-02",
+            provisioned["sub-02"],
+            "civicguard/sub-02/readings",
+            [substation(1, now), substation(2, now)],
+        )
+        _publish_as(
+            persistent_broker,
+            "sub-01",
+            provisioned["sub-01"],
+            "civicguard/sub-01/readings",
+            [substation(1, now)],
+        )
+        wait_for(
+            lambda: dead_letters(platform).get("ingest_failed") == 2,
+            "two ingest_failed dead letters",
+        )
+        wait_for(lambda: len(stored(platform, "sub-01")) == 1, "sub-01's reading stored")
+    finally:
+        adapter.stop()
+    letters = platform.store.dead_letters.query(reason="ingest_failed")
+    assert {letter["device_id"] for letter in letters} == {"sub-02"}
+    assert all("ValueError" in letter["detail"] for letter in letters)
+    assert adapter.failed == 2
+    # Dead-lettered means handled: acknowledged, so a new session gets nothing again.
+    again = _adapter(
+        platform,
+        persistent_broker,
+        client_id="civicguard-dl-test",
+        receiver="process",
+        trust_topic=True,
+    )
+    again.start()
+    try:
+        time.sleep(0.5)
+        assert again.received == 0
+    finally:
+        again.stop()
+
+
+@pytest.mark.mqtt
+def test_the_readings_topic_is_refused_as_unauthenticated_unless_trusted(
+    platform: Platform, provisioned: dict[str, str], persistent_broker: Any
+) -> None:
+    now = platform.clock.now()
+    adapter = _adapter(platform, persistent_broker)  # CIVICGUARD_MQTT_TRUST_TOPIC off: the default
+    adapter.start()
+    platform.start_processing()
+    try:
+        # A gateway login may not write /readings under this ACL; a device's own login may.
+        _publish_as(
+            persistent_broker,
+            "sub-01",
+            provisioned["sub-01"],
+            "civicguard/sub-01/readings",
+            [substation(1, now)],
+        )
+        body = substation(2, now)
+        signed = orjson.dumps({"sig": sign(provisioned["sub-01"], body), "body": body.decode()})
+        _publish_as(
+            persistent_broker, "sub-01", provisioned["sub-01"], "civicguard/sub-01/signed", [signed]
+        )
+        wait_for(lambda: dead_letters(platform) == {"bad_credentials": 1}, "the refusal")
+        wait_for(lambda: len(stored(platform, "sub-01")) == 1, "the signed reading stored")
+    finally:
+        adapter.stop()
+    assert [r["seq"] for r in stored(platform, "sub-01")] == [2]
+    (letter,) = platform.store.dead_letters.query(reason="bad_credentials")
+    assert "CIVICGUARD_MQTT_TRUST_TOPIC" in letter["detail"]
+    assert b"voltage" not in letter["payload"].encode()  # unauthenticated: content not kept
