@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -500,3 +505,123 @@ def test_the_readings_topic_is_refused_as_unauthenticated_unless_trusted(
     (letter,) = platform.store.dead_letters.query(reason="bad_credentials")
     assert "CIVICGUARD_MQTT_TRUST_TOPIC" in letter["detail"]
     assert b"voltage" not in letter["payload"].encode()  # unauthenticated: content not kept
+
+
+# -- serve as a real process: kill -9, restart, every message stored once ----------------------
+
+CLI = Path(sys.executable).with_name("civicguard")
+
+
+def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``civicguard ARGS --data-dir DATA_DIR``; its standard output."""
+    done = subprocess.run(
+        [str(CLI), *args, "--data-dir", str(data_dir)],
+        env=(env or os.environ) | {"COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def provision_by_cli(data_dir: Path, device_id: str, stream: str) -> str:
+    """Provision a device with the CLI; its secret."""
+    out = cli(data_dir, "devices", "provision", device_id, "--stream", stream,
+              "--lat", "21.8818", "--lon", "-102.2916")  # fmt: skip
+    return out.rsplit(":", 1)[1].split()[0]
+
+
+@contextmanager
+def serving(data_dir: Path, env: dict[str, str], stderr: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``civicguard serve`` as an operator runs it (stderr to a file); stopped with SIGTERM."""
+    from tests.services import free_port, port_open
+
+    port = free_port()
+    with stderr.open("ab") as err:
+        proc = subprocess.Popen(
+            [str(CLI), "serve", "--data-dir", str(data_dir), "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not port_open("127.0.0.1", port, timeout=0.2):
+            assert proc.poll() is None, stderr.read_text(errors="replace")
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.1)
+        proc.port = port  # type: ignore[attr-defined]
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def stored_seqs(data_dir: Path, device_id: str) -> list[int]:
+    """The sequence numbers stored for ``device_id``, read from the SQLite file directly."""
+    path = data_dir / "civicguard.db"
+    if not path.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+        try:
+            rows = db.execute("SELECT seq FROM readings WHERE device_id = ?", (device_id,))
+            return sorted(int(seq) for (seq,) in rows)
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return []
+
+
+def signed_messages(secret: str, seqs: range, ts: float) -> list[bytes]:
+    """Substation readings as a device without a broker login of its own sends them."""
+    bodies = [substation(seq, ts) for seq in seqs]
+    return [orjson.dumps({"sig": sign(secret, b), "body": b.decode()}) for b in bodies]
+
+
+def publish_anonymously(broker: Any, topic: str, payloads: list[bytes]) -> None:
+    """Publish at QoS 1 on a broker without logins, waiting for each acknowledgement."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, p, qos=1) for p in payloads]
+        for info in infos:
+            info.wait_for_publish(timeout=10)
+            assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.mark.mqtt
+def test_serve_killed_and_restarted_stores_every_mqtt_message_once(tmp_path: Path) -> None:
+    """kill -9 of serve; messages published while it is down and while it dies are delivered
+    again by the broker (persistent session, acknowledged only once durable): stored once."""
+    from tests.ingest.mosquitto import mosquitto
+
+    data_dir = tmp_path / "data"
+    secret = provision_by_cli(data_dir, "sub-01", "power.substation")
+    topic = "civicguard/sub-01/signed"
+    with mosquitto(tmp_path / "broker", persistence=True) as broker:
+        env = os.environ | {
+            "CIVICGUARD_MQTT_HOST": broker.host,
+            "CIVICGUARD_MQTT_PORT": str(broker.port),
+        }
+        now = time.time()
+        with serving(data_dir, env, tmp_path / "serve.err") as serve:
+            publish_anonymously(broker, topic, signed_messages(secret, range(1, 51), now))
+            wait_for(lambda: len(stored_seqs(data_dir, "sub-01")) > 0, "the first stored", 30)
+            publish_anonymously(broker, topic, signed_messages(secret, range(51, 101), now))
+            serve.kill()  # SIGKILL right after publishing: no shutdown, no drain
+            serve.wait()
+        # While serve is down: the broker keeps these for civicguard's session.
+        publish_anonymously(broker, topic, signed_messages(secret, range(101, 151), now))
+        with serving(data_dir, env, tmp_path / "serve.err"):
+            wait_for(lambda: len(stored_seqs(data_dir, "sub-01")) >= 150, "all 150 stored", 30)
+            time.sleep(0.5)  # anything delivered twice would be stored by now
+            assert stored_seqs(data_dir, "sub-01") == list(range(1, 151))
