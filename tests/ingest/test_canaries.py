@@ -160,6 +160,12 @@ def _over_http(base: str, secrets: dict[str, str], readings: Readings) -> int:
                     stranger = {"X-Device-Id": canary.replace(" ", "-"), "X-Signature": "00" * 32}
                     answer = http.post("/api/v1/ingest", headers=stranger, content=broken)
                     assert answer.status_code == 401, answer.text
+                    unsigned = {"X-Device-Id": stranger["X-Device-Id"]}
+                    answer = http.post("/api/v1/ingest", headers=unsigned, content=broken)
+                    assert answer.status_code == 401, answer.text
+                    huge = b"[" + b" " * 300_000 + b"]"
+                    answer = http.post("/api/v1/ingest", headers=stranger, content=huge)
+                    assert answer.status_code == 413, answer.text
         app = {"Authorization": f"Bearer {secrets['cnry-citizen-safety_app']}"}
         for citizen in CANARIES["citizen_id"][:1]:
             granted = http.post(

@@ -37,6 +37,7 @@ from civicguard.privacy.pseudonyms import (
 __all__ = ["ACTIONS", "PrivacyGateway", "Pseudonymiser", "generalise", "normalise_identifier"]
 
 _MAC = re.compile(r"\b[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}\b")
+_LINE = re.compile(r"^line \d+: ")
 
 #: What the gateway counts per stream: readings that went through, readings refused (by
 #: ingest, counted as their dead letters pass here) and field values by what happened to them
@@ -319,10 +320,10 @@ class PrivacyGateway:
         tally[_REFUSED] = 1
         self._add(rejection.stream or _NO_STREAM, tally)
         device_id, detail = rejection.device_id, rejection.detail
-        if rejection.reason is Reason.UNKNOWN_DEVICE and device_id:
-            detail = detail.replace(repr(device_id), "(a device id not shown)")
-            detail = detail.replace(device_id, "(a device id not shown)")
+        if rejection.reason is Reason.UNKNOWN_DEVICE:
+            where = _LINE.match(detail)  # a replayed file's line number stays
             device_id = None
+            detail = (where.group(0) if where else "") + UNKNOWN_DEVICE_DETAIL
         payload = rejection.payload
         if payload:
             stream = (
@@ -420,6 +421,8 @@ class PrivacyGateway:
 
 
 _WITHHELD = "[withheld]"
+#: What a refusal of an unknown device says: the id it claimed could be anything, so it goes.
+UNKNOWN_DEVICE_DETAIL = "no device with the claimed id is provisioned (the id is not kept)"
 #: Keys of a reading's envelope whose absence from a redacted payload goes without saying.
 _ENVELOPE = frozenset({"seq", "ts", "values", "device", "stream", "location", "position"})
 
