@@ -341,3 +341,50 @@ def test_no_canary_survives_anywhere(tmp_path: Path) -> None:
         if spelling in blob
     ]
     assert leaks == []
+
+
+def test_no_canary_travels_on_the_event_log(platform: Platform, tmp_path: Path) -> None:
+    """The events ingest publishes (as they would travel on JetStream, or lie in a durable
+    local log) hold no canary: every stream's canary readings over HTTP and MQTT's routing,
+    refusals of unknown devices and untrusted topics included."""
+    from civicguard.bus import codec
+    from civicguard.ingest.model import Transport
+    from civicguard.ingest.mqtt import MqttIngest
+
+    events: list[bytes] = []
+    publish = platform.log.publish
+
+    def tap(batch: Any) -> None:
+        events.extend(codec.encode(e) for e in batch)
+        publish(batch)
+
+    platform.log.publish = tap  # type: ignore[method-assign]
+    catalog = platform.catalog
+    devices = [Device(id=_device_id(s), stream=s.name, **SITE) for s in catalog.streams]
+    secrets = platform.registry.provision_many(devices, platform.clock.now())
+    adapter = MqttIngest(platform.ingest, platform.registry, "127.0.0.1", 1)
+    readings = Readings()
+    now = platform.clock.now()
+    for device, stream in zip(devices, catalog.streams, strict=True):
+        for canary in ALL:
+            body = orjson.dumps(readings.of(stream, canary, now))
+            platform.ingest.submit(device, body, Transport.HTTP)
+            signed = {"sig": sign(secrets[device.id], body), "body": body.decode()}
+            topic_id = canary.replace("+", "").replace(" ", "-")
+            adapter.handle(
+                [
+                    (f"civicguard/{device.id}/signed", orjson.dumps(signed)),
+                    (f"civicguard/{device.id}/readings", body),
+                    (f"civicguard/{topic_id}/signed", orjson.dumps(signed)),
+                    (f"civicguard/{topic_id}/{canary}", body),
+                ]
+            )
+    assert len(events) > 1000
+    leaks = [
+        (i, value)
+        for value in ALL
+        for spelling in spellings(value)
+        for i, blob in enumerate(events)
+        if spelling in blob
+    ]
+    assert leaks == []
