@@ -409,6 +409,16 @@ def test_a_message_the_event_log_cannot_take_is_not_acknowledged_and_comes_again
         second.stop()
     assert sorted(r["seq"] for r in stored(platform, "sub-01")) == list(range(1, 21))
     assert dead_letters(platform) == {}
+    # Stored, so acknowledged: the session holds nothing more for a third start.
+    third = _adapter(
+        platform, persistent_broker, client_id="civicguard-ack-test", receiver=receiver
+    )
+    third.start()
+    try:
+        time.sleep(0.5)
+        assert third.received == 0
+    finally:
+        third.stop()
 
 
 @pytest.mark.mqtt

@@ -141,7 +141,10 @@ class Receiver:
                 ack(mid, qos)
 
     def close(self) -> None:
-        """Disconnect and stop the network thread."""
+        """Send what is queued (acknowledgements above all), disconnect, stop the network thread."""
+        deadline = time.monotonic() + 5
+        while self.client.want_write() and time.monotonic() < deadline:
+            time.sleep(0.005)
         self.client.disconnect()
         self.client.loop_stop()
 
