@@ -15,7 +15,7 @@ import pytest
 
 from civicguard.catalog.loader import demo_catalog
 from civicguard.catalog.model import FieldType, Stream
-from civicguard.ingest.decode import Decoder
+from civicguard.ingest.decode import Decoder, ReadingError
 from civicguard.ingest.model import Device, Reason, Transport
 
 NOW = 1_790_000_000.0
@@ -117,10 +117,10 @@ def test_a_sequence_number_beyond_64_bits_is_refused_with_a_reason(seq: int) -> 
 
 @pytest.mark.parametrize("body", [b"[]", b"[ ]"])
 def test_an_empty_array_is_refused_with_a_reason(body: bytes) -> None:
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(ReadingError) as raised:
         DECODER.parse_body(body)
-    assert getattr(raised.value, "reason", None) is Reason.MISSING_FIELD
-    assert "no readings" in str(raised.value)
+    assert raised.value.reason is Reason.MISSING_FIELD
+    assert "no readings" in raised.value.detail
 
 
 def test_over_http_a_huge_seq_and_an_empty_array_get_a_reason(platform, provision) -> None:

@@ -423,14 +423,17 @@ def test_a_message_the_event_log_cannot_take_is_not_acknowledged_and_comes_again
 
 @pytest.mark.mqtt
 def test_a_batch_that_fails_inside_ingest_is_dead_lettered_with_its_reason(
-    platform: Platform, provisioned: dict[str, str], persistent_broker: Any
+    platform: Platform,
+    provisioned: dict[str, str],
+    persistent_broker: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     now = platform.clock.now()
     protect = platform.ingest.gateway.protect
 
     def broken(batch: Any, cell: str) -> Any:
         if batch.device_ids[0] == "sub-02":
-            raise ValueError("a bug in a treatment (injected)")
+            raise ValueError(f"a bug in a treatment (injected) on {RAW_PLATE}")
         return protect(batch, cell)
 
     platform.ingest.gateway.protect = broken  # type: ignore[method-assign]
@@ -469,6 +472,8 @@ def test_a_batch_that_fails_inside_ingest_is_dead_lettered_with_its_reason(
     assert {letter["device_id"] for letter in letters} == {"sub-02"}
     assert all("ValueError" in letter["detail"] for letter in letters)
     assert adapter.failed == 2
+    assert "failed inside ingest: ValueError" in caplog.text
+    assert RAW_PLATE not in caplog.text  # the exception's message may quote what it was given
     # Dead-lettered means handled: acknowledged, so a new session gets nothing again.
     again = _adapter(
         platform,

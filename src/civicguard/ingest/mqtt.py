@@ -34,6 +34,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -381,11 +382,12 @@ class MqttIngest:
 
     def _dead_letter(self, unit: _Unit, exc: Exception) -> bool:
         """Keep a unit ingest failed on as ``ingest_failed`` dead letters; False if it cannot."""
+        # Where it failed, not the exception's message: that may quote a value it was given.
         log.error(
-            "MQTT batch of %d message(s) failed inside ingest: %s; kept as dead letters",
+            "MQTT batch of %d message(s) failed inside ingest: %s; kept as dead letters\n%s",
             len(unit.messages),
             type(exc).__name__,
-            exc_info=exc,
+            "".join(traceback.format_tb(exc.__traceback__)),
         )
         detail = f"ingest failed on this message ({type(exc).__name__}); it was not stored"
         device_id = unit.device_id if self.registry.get(unit.device_id) else None
