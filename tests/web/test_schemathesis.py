@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from civicguard.govern import access
 from civicguard.govern.accounts import Role
 from civicguard.platform import Platform
 from civicguard.web.app import create_app
@@ -41,7 +42,7 @@ from civicguard.web.app import create_app
 from .conftest import PASSWORD, add_staff, provision, raise_alert
 
 #: Examples per operation and generation mode (valid, invalid); each is sent once per caller.
-EXAMPLES = 12
+EXAMPLES = 8
 
 CHECKS = [
     not_a_server_error,
@@ -95,6 +96,7 @@ def callers(platform: Platform) -> Iterator[tuple[Any, dict[str, dict[str, str]]
             headers[role.value] = {"Authorization": f"Bearer {response.json()['token']}"}
     headers["device"] = {"Authorization": f"Bearer {door}"}
     headers["citizen-app"] = {"Authorization": f"Bearer {app_backend}"}
+    headers["anonymous"] = {}
     yield app, headers
 
 
@@ -103,8 +105,22 @@ def _strategy(operation: Any) -> st.SearchStrategy[Any]:
     return st.one_of(*(operation.as_strategy(generation_mode=m) for m in modes))
 
 
-def _exercise(operation: Any, client: Any, headers: dict[str, dict[str, str]], seen: Findings) -> None:
+def _admitted(operation: Any, headers: dict[str, dict[str, str]]) -> list[str]:
+    """The callers the access table lets through to the operation's own code.
+
+    Only to choose who calls: what each call must answer comes from the OpenAPI.
+    """
+    method, path = operation.method.upper(), operation.path
+    if access.is_public(method, path):
+        return ["device", "citizen-app"]
+    return [who for who in headers if access.allowed(who, method, path)]
+
+
+def _exercise(
+    operation: Any, client: Any, headers: dict[str, dict[str, str]], seen: Findings
+) -> None:
     label = operation.label
+    admitted = _admitted(operation, headers)
 
     @hypothesis.settings(
         max_examples=EXAMPLES * 2,
@@ -115,9 +131,10 @@ def _exercise(operation: Any, client: Any, headers: dict[str, dict[str, str]], s
         phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
         report_multiple_bugs=False,
     )
-    @hypothesis.given(case=_strategy(operation))
-    def run(case: Any) -> None:
-        for who, auth in headers.items():
+    @hypothesis.given(case=_strategy(operation), anyone=st.sampled_from(sorted(headers)))
+    def run(case: Any, anyone: str) -> None:
+        for who in [*admitted, anyone]:
+            auth = headers[who]
             response = case.call(session=client, headers=auth)
             seen.requests += 1
             seen.statuses[label].add(response.status_code)
@@ -145,9 +162,38 @@ def test_every_operation_keeps_its_openapi_for_every_caller(
         for operation in operations:
             _exercise(operation, client, headers, seen)
     locked = sorted(
-        op.label for op in operations if seen.statuses[op.label] and seen.statuses[op.label] <= {401, 403}
+        op.label
+        for op in operations
+        if seen.statuses[op.label] and seen.statuses[op.label] <= {401, 403}
     )
     assert not seen.failures, seen.report()
     assert locked == [], f"only ever answered 401/403: {locked}"
     # Every operation of the app was exercised (a route missing from the OpenAPI is not).
     assert len(operations) >= 37
+
+
+def test_a_broken_rule_is_named_by_where_and_rule_never_by_value(
+    callers: tuple[Any, dict[str, dict[str, str]]],
+) -> None:
+    app, headers = callers
+    canary = "PLATE-ABC123-" + "x" * 60
+    with asgi.get_client(app) as client:
+        broken = client.post(
+            "http://localhost/api/v1/users",
+            json={"username": canary, "password": "", "role": "admin"},
+            headers=headers["admin"],
+        )
+        not_json = client.post(
+            "http://localhost/api/v1/users",
+            data=b"{not json",
+            headers={**headers["admin"], "Content-Type": "application/json"},
+        )
+    assert broken.status_code == 422
+    body = broken.json()
+    assert body["reason"] == "invalid_request"
+    assert sorted((e["where"], e["rule"]) for e in body["errors"]) == [
+        ("body.password", "string_too_short"),
+        ("body.username", "string_too_long"),
+    ]
+    assert "PLATE-ABC123" not in broken.text
+    assert (not_json.status_code, not_json.json()["reason"]) == (400, "malformed_json")
