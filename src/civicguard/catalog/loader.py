@@ -385,7 +385,11 @@ def parse_catalog(text: str, source: str = "<string>") -> Catalog:
 def load_catalog(path: str | Path) -> Catalog:
     """Load the catalog at ``path``."""
     file = Path(path)
-    return parse_catalog(file.read_text(encoding="utf-8"), source=str(file))
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CatalogError(str(file), [(f"byte {exc.start}", "not UTF-8 text")]) from None
+    return parse_catalog(text, source=str(file))
 
 
 def demo_catalog() -> Catalog:
