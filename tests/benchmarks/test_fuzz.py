@@ -93,3 +93,14 @@ def test_a_csv_replay_with_a_byte_that_is_not_utf8_refuses_that_line(
     report = replay_file(platform, path)
     assert (report.accepted, report.rejected) == (2, 1)
     assert report.problems[0].startswith("line 3: wrong_type: values.pm25")
+
+
+@pytest.mark.parametrize("escape", ["\\U0011FFFF", "\\U99999999"])
+def test_a_yaml_escape_beyond_unicode_is_a_catalog_error(escape: str, tmp_path: Path) -> None:
+    # Found by the fuzzer (a million inputs): PyYAML raised ValueError (or OverflowError) from
+    # chr(), neither of them a YAMLError, and load_catalog let it through.
+    path = tmp_path / "catalog.yaml"
+    path.write_text(f'city: "{escape}"\n')
+    with pytest.raises(CatalogError) as raised:
+        load_catalog(path)
+    assert "not valid YAML" in str(raised.value)
