@@ -400,7 +400,11 @@ def bench_fuzz(
         raise typer.BadParameter(f"--target must be one of {', '.join(SHARES)}, got {unknown}")
     if engine not in {"auto", "atheris", "hypothesis"}:
         raise typer.BadParameter(f"--engine must be auto, atheris or hypothesis, got {engine!r}")
-    reports = fuzz(inputs, seed=seed, targets=chosen, out=out, engine=engine)
+    try:
+        reports = fuzz(inputs, seed=seed, targets=chosen, out=out, engine=engine)
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     print_reports(reports, console, out)
     if any(r.findings for r in reports):
         raise typer.Exit(1)

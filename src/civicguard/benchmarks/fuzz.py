@@ -690,6 +690,8 @@ def fuzz(
     catalog = demo_catalog()
     chosen = [t for t in SHARES if t in targets]
     total_share = sum(SHARES[t] for t in chosen)
+    if engine == "atheris" and not has_atheris():
+        raise RuntimeError("atheris is not installed here: pip install atheris (Linux x86-64)")
     use_atheris = engine == "atheris" or (engine == "auto" and has_atheris())
     reports = []
     with tempfile.TemporaryDirectory(prefix="civicguard-fuzz-") as tmp:
