@@ -372,6 +372,45 @@ def bench_surge(
     run_surge_benchmark(seeds=chosen or (4,), hours=hours, console=console)
 
 
+@bench_app.command("fuzz")
+def bench_fuzz(
+    inputs: Annotated[
+        int, typer.Option(min=1, help="Inputs in all, shared among the targets.")
+    ] = 1_000_000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated inputs.")] = 0,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this target (decode, replay, catalog); repeatable."),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Where each finding's first input and findings.json go.")
+    ] = Path("fuzz-findings"),
+    engine: Annotated[
+        str, typer.Option(help="atheris, hypothesis, or auto (atheris where installed).")
+    ] = "auto",
+) -> None:
+    """Hostile input against the ingest decoder, the replay reader and the catalog loader.
+
+    Exits 1 if a target raised an exception it does not document.
+    """
+    from civicguard.benchmarks.fuzz import SHARES, fuzz, print_reports
+
+    chosen = tuple(target or SHARES)
+    unknown = sorted(set(chosen) - set(SHARES))
+    if unknown:
+        raise typer.BadParameter(f"--target must be one of {', '.join(SHARES)}, got {unknown}")
+    if engine not in {"auto", "atheris", "hypothesis"}:
+        raise typer.BadParameter(f"--engine must be auto, atheris or hypothesis, got {engine!r}")
+    try:
+        reports = fuzz(inputs, seed=seed, targets=chosen, out=out, engine=engine)
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    print_reports(reports, console, out)
+    if any(r.findings for r in reports):
+        raise typer.Exit(1)
+
+
 @app.command()
 def scrub() -> None:
     """Read text lines on stdin, write each with personal identifiers replaced by tags."""

@@ -364,6 +364,9 @@ def parse_catalog(text: str, source: str = "<string>") -> Catalog:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(document)"
         raise CatalogError(source, [(where, f"not valid YAML: {exc}")]) from exc
+    except (ValueError, OverflowError) as exc:
+        # PyYAML's scanner lets these through for an escape beyond Unicode ("\U0011FFFF").
+        raise CatalogError(source, [("(document)", f"not valid YAML: {exc}")]) from exc
     if not isinstance(raw, dict):
         raise CatalogError(source, [("(top level)", "expected a mapping of catalog sections")])
     try:
@@ -385,7 +388,11 @@ def parse_catalog(text: str, source: str = "<string>") -> Catalog:
 def load_catalog(path: str | Path) -> Catalog:
     """Load the catalog at ``path``."""
     file = Path(path)
-    return parse_catalog(file.read_text(encoding="utf-8"), source=str(file))
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CatalogError(str(file), [(f"byte {exc.start}", "not UTF-8 text")]) from None
+    return parse_catalog(text, source=str(file))
 
 
 def demo_catalog() -> Catalog:

@@ -196,7 +196,8 @@ def _json_lines(path: Path, replayer: _Replayer) -> Iterator[tuple[int, Device, 
 
 def _csv_rows(path: Path, replayer: _Replayer) -> Iterator[tuple[int, Device, dict[str, Any]]]:
     catalog = replayer.platform.catalog
-    with path.open(newline="", encoding="utf-8") as f:
+    # A byte that is not UTF-8 becomes U+FFFD: its cell is then refused like any bad cell.
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.DictReader(f)
         for row in reader:
             number = reader.line_num

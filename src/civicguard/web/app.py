@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -10,7 +11,7 @@ from fastapi_offline import FastAPIOffline
 
 from civicguard.platform import Platform
 from civicguard.web.deps import API_PREFIX, authorise  # noqa: F401 - re-exported
-from civicguard.web.errors import install_error_handlers
+from civicguard.web.errors import install_error_handlers, with_shared_errors
 from civicguard.web.routers import (
     alerts,
     auth,
@@ -80,5 +81,18 @@ def create_app(platform: Platform, *, heartbeat_s: float = HEARTBEAT_S) -> FastA
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    _declare_shared_errors(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _declare_shared_errors(app: FastAPI) -> None:
+    """Make the app's OpenAPI declare the errors every route of a kind shares (see errors.py)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = with_shared_errors(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

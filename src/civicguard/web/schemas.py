@@ -7,11 +7,26 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class ErrorPublic(BaseModel):
-    """Every error body: a stable reason code and a human-readable detail."""
+class Problem(BaseModel):
+    """One rule a request broke: where, and which rule (never the value that broke it)."""
 
-    reason: str
-    detail: str
+    #: Where in the request: ``body``, ``body.username``, ``query.limit``, ``path.alert_id``.
+    where: str
+    #: The rule, as a stable code: ``missing``, ``string_too_long``, ``less_than_equal``, ...
+    rule: str
+    #: The rule in words.
+    message: str
+
+
+class ErrorPublic(BaseModel):
+    """Every error body: a stable reason code, a human-readable detail, and for a request that
+    broke the API's rules (``invalid_request``), each rule it broke."""
+
+    reason: str = Field(description="stable machine-readable code, e.g. not_found")
+    detail: str = Field(description="what was wrong, in words")
+    errors: list[Problem] | None = Field(
+        default=None, description="invalid_request only: every rule the request broke"
+    )
 
 
 class LoginRequest(BaseModel):
@@ -88,12 +103,23 @@ class DeviceProvisioned(DevicePublic):
     secret: str
 
 
+class RejectionPublic(BaseModel):
+    """A refused reading (or a refused whole body): why, and which one."""
+
+    reason: str = Field(description="e.g. wrong_type, out_of_range, replayed_sequence")
+    detail: str = Field(description="the field and the rule, never the value")
+    index: int | None = Field(description="position in the body's array, null for the body")
+    device: str | None
+    seq: int | None
+
+
 class IngestOutcome(BaseModel):
-    """What became of an ingested body."""
+    """What became of an ingested body: 202 when a reading was stored (or was a duplicate of
+    one stored), 422 when every reading was refused."""
 
     accepted: int
     duplicates: int
-    rejected: list[dict[str, Any]]
+    rejected: list[RejectionPublic]
 
 
 class ReadingPublic(BaseModel):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from civicguard.detect import feedback
 from civicguard.detect.model import Verdict
 from civicguard.web.deps import API_PREFIX, PlatformDep, StaffDep
-from civicguard.web.errors import ApiError
+from civicguard.web.errors import ApiError, error_responses
 from civicguard.web.routers.readings import parse_instant
 from civicguard.web.schemas import (
     AlertMarkCreate,
@@ -21,6 +21,8 @@ from civicguard.web.schemas import (
 router = APIRouter(prefix=f"{API_PREFIX}/alerts", tags=["alerts"])
 #: Figures about the detectors themselves, for tuning.
 detectors_router = APIRouter(prefix=f"{API_PREFIX}/detectors", tags=["alerts"])
+
+_NO_ALERT = error_responses(e404="No such alert (not_found).")
 
 
 def _scrub(text: str) -> str:
@@ -51,7 +53,7 @@ def list_alerts(
     return [a.as_dict() for a in alerts]
 
 
-@router.get("/{alert_id}", response_model=AlertPublic)
+@router.get("/{alert_id}", response_model=AlertPublic, responses=_NO_ALERT)
 def get_alert(alert_id: str, platform: PlatformDep) -> dict[str, Any]:
     """One alert with its evidence."""
     alert = platform.store.alerts.get(alert_id)
@@ -60,7 +62,9 @@ def get_alert(alert_id: str, platform: PlatformDep) -> dict[str, Any]:
     return alert.as_dict()
 
 
-@router.post("/{alert_id}/mark", response_model=AlertMarkPublic, status_code=201)
+@router.post(
+    "/{alert_id}/mark", response_model=AlertMarkPublic, status_code=201, responses=_NO_ALERT
+)
 def mark_alert(
     alert_id: str, body: AlertMarkCreate, platform: PlatformDep, session: StaffDep
 ) -> dict[str, Any]:
@@ -84,7 +88,7 @@ def mark_alert(
     return mark.as_dict()
 
 
-@router.get("/{alert_id}/marks", response_model=list[AlertMarkPublic])
+@router.get("/{alert_id}/marks", response_model=list[AlertMarkPublic], responses=_NO_ALERT)
 def list_marks(alert_id: str, platform: PlatformDep) -> list[dict[str, Any]]:
     """Every mark of one alert, newest first."""
     if platform.store.alerts.get(alert_id) is None:

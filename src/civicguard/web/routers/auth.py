@@ -10,7 +10,7 @@ from civicguard.govern.accounts import verify
 from civicguard.govern.throttle import Lockout, LoginThrottle, address_key
 from civicguard.platform import Platform
 from civicguard.web.deps import API_PREFIX, PlatformDep, StaffDep
-from civicguard.web.errors import ApiError
+from civicguard.web.errors import ApiError, error_responses
 from civicguard.web.schemas import LoginRequest, MePublic, SessionPublic
 from civicguard.web.sessions import COOKIE_NAME, SessionSigner
 
@@ -41,13 +41,12 @@ def login_throttle(request: Request, platform: Platform) -> LoginThrottle:
 @router.post(
     "/login",
     response_model=SessionPublic,
-    responses={
-        401: {"description": "Unknown user or wrong password (counted as a failed sign-in)"},
-        429: {
-            "description": "Too many failed sign-ins for this account name or client address; "
-            "the password was not checked. Retry-After says when to try again."
-        },
-    },
+    responses=error_responses(
+        e401="Unknown user or wrong password (bad_credentials; counted as a failed sign-in).",
+        e429="Too many failed sign-ins for this account name or client address "
+        "(too_many_failed_sign_ins); the password was not checked. Retry-After says when to "
+        "try again.",
+    ),
 )
 def login(
     credentials: LoginRequest, request: Request, response: Response, platform: PlatformDep

@@ -37,7 +37,7 @@ from civicguard.web.deps import (
     declared_too_large,
     read_bounded,
 )
-from civicguard.web.errors import ApiError
+from civicguard.web.errors import ApiError, error_responses, invalid_request
 
 router = APIRouter(prefix=API_PREFIX, tags=["citizens"])
 
@@ -107,10 +107,25 @@ def _app_backend(request: Request, platform: Platform, *, required: bool = True)
 
 
 def _consent_error(exc: Exception) -> ApiError:
-    return ApiError(422, "invalid_request", str(exc))
+    reason = "invalid_citizen" if isinstance(exc, SubjectIdError) else "invalid_consent"
+    return ApiError(422, reason, str(exc))
 
 
-@router.post("/citizens/consent/grant", status_code=201)
+_APP_BACKEND = (
+    "The citizen app's backend did not authenticate with a valid device secret "
+    "(bad_credentials, unknown_device)."
+)
+#: Errors of the routes only the citizen app's backend may call.
+_BACKEND_ERRORS = error_responses(
+    e401=_APP_BACKEND,
+    e403="The device is revoked (revoked_device) or its stream does not rest on consent "
+    "(forbidden).",
+    e422="The request broke a rule of the API (invalid_request, with errors), or the "
+    "citizen id (invalid_citizen) or purposes (invalid_consent) are not acceptable.",
+)
+
+
+@router.post("/citizens/consent/grant", status_code=201, responses=_BACKEND_ERRORS)
 def grant_consent(body: ConsentChange, request: Request, platform: PlatformDep) -> Any:
     """Record a citizen's consent for the app's stream; returns the citizen's signed receipt."""
     device = _app_backend(request, platform)
@@ -122,7 +137,7 @@ def grant_consent(body: ConsentChange, request: Request, platform: PlatformDep) 
     return issued.receipt
 
 
-@router.post("/citizens/consent/withdraw")
+@router.post("/citizens/consent/withdraw", responses=_BACKEND_ERRORS)
 def withdraw_consent(body: ConsentChange, request: Request, platform: PlatformDep) -> Any:
     """End a citizen's consent (from the next reading on); returns the signed receipt."""
     device = _app_backend(request, platform)
@@ -141,7 +156,7 @@ def consent_public_key(platform: PlatformDep) -> dict[str, str]:
     return {"alg": "EdDSA", "crv": "Ed25519", "kid": signer.kid, "pem": signer.public_pem}
 
 
-@router.post("/citizens/export")
+@router.post("/citizens/export", responses=_BACKEND_ERRORS)
 def export_citizen(body: CitizenRef, request: Request, platform: PlatformDep) -> Any:
     """Everything linked to the citizen, each item with its purpose and retention."""
     device = _app_backend(request, platform)
@@ -152,7 +167,7 @@ def export_citizen(body: CitizenRef, request: Request, platform: PlatformDep) ->
         raise _consent_error(exc) from None
 
 
-@router.post("/citizens/erasure", status_code=202)
+@router.post("/citizens/erasure", status_code=202, responses=_BACKEND_ERRORS)
 def request_erasure(body: CitizenRef, request: Request, platform: PlatformDep) -> Any:
     """Ask for the citizen's erasure; the DPO carries it out (see /subjects/requests)."""
     device = _app_backend(request, platform)
@@ -165,7 +180,25 @@ def request_erasure(body: CitizenRef, request: Request, platform: PlatformDep) -
         raise _consent_error(exc) from None
 
 
-@router.post("/citizens/reports", status_code=201)
+@router.post(
+    "/citizens/reports",
+    status_code=201,
+    responses=error_responses(
+        400,
+        413,
+        e401="A report naming a citizen did not come from the citizen app's backend "
+        "(bad_credentials).",
+        e403="The device is revoked (revoked_device) or its stream does not rest on consent "
+        "(forbidden).",
+        e422="The report broke a rule (invalid_request, with errors; invalid_report).",
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ReportCreate.model_json_schema()}},
+        }
+    },
+)
 async def file_report(request: Request, platform: PlatformDep) -> Any:
     """File a report (no account needed). Its text is scrubbed of personal data first.
 
@@ -182,10 +215,9 @@ async def file_report(request: Request, platform: PlatformDep) -> Any:
         body = ReportCreate.model_validate_json(raw)
     except ValidationError as exc:
         # Name the fields, never echo the input: it may be the personal data we must not keep.
-        detail = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ApiError(422, "invalid_request", detail) from None
+        raise invalid_request(
+            {**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)
+        ) from None
     if body.citizen is not None and _app_backend(request, platform, required=False) is None:
         raise ApiError(
             401,
@@ -198,7 +230,7 @@ async def file_report(request: Request, platform: PlatformDep) -> Any:
             body.text, body.category, lat=body.lat, lon=body.lon, citizen=body.citizen
         )
     except (ReportError, SubjectIdError) as exc:
-        raise ApiError(422, "invalid_request", str(exc)) from None
+        raise ApiError(422, "invalid_report", str(exc)) from None
 
 
 @router.get("/citizens/reports")
@@ -235,7 +267,10 @@ def record_request(
         raise _consent_error(exc) from None
 
 
-@router.post("/subjects/requests/{request_id}/fulfil")
+@router.post(
+    "/subjects/requests/{request_id}/fulfil",
+    responses=error_responses(e404="No such subject request (not_found)."),
+)
 def fulfil_request(request_id: str, platform: PlatformDep, session: StaffDep) -> Any:
     """Carry out a pending request: returns the export, or what the erasure destroyed."""
     try:

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from civicguard.ingest.model import Device
 from civicguard.web.deps import API_PREFIX, PlatformDep
-from civicguard.web.errors import ApiError
+from civicguard.web.errors import ApiError, error_responses
 from civicguard.web.schemas import DeviceCreate, DeviceProvisioned, DevicePublic
 
 router = APIRouter(prefix=f"{API_PREFIX}/devices", tags=["devices"])
@@ -31,7 +31,12 @@ def list_devices(
     ]
 
 
-@router.post("", response_model=DeviceProvisioned, status_code=201)
+@router.post(
+    "",
+    response_model=DeviceProvisioned,
+    status_code=201,
+    responses=error_responses(e409="A device of that id exists (device_exists)."),
+)
 def provision_device(body: DeviceCreate, platform: PlatformDep) -> DeviceProvisioned:
     """Register a device; the response carries its secret, which is never shown again."""
     if platform.registry.get(body.id) is not None:
@@ -46,7 +51,11 @@ def provision_device(body: DeviceCreate, platform: PlatformDep) -> DeviceProvisi
     return DeviceProvisioned(**dataclasses.asdict(device), secret=secret)
 
 
-@router.post("/{device_id}/revoke", response_model=DevicePublic)
+@router.post(
+    "/{device_id}/revoke",
+    response_model=DevicePublic,
+    responses=error_responses(e404="No such device (unknown_device)."),
+)
 def revoke_device(device_id: str, platform: PlatformDep) -> DevicePublic:
     """Revoke a device: everything it sends from now on is refused with 403."""
     if not platform.registry.revoke(device_id, platform.clock.now()):

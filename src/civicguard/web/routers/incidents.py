@@ -10,10 +10,15 @@ from fastapi import APIRouter, Query
 from civicguard.respond.incidents import TransitionError
 from civicguard.respond.model import Incident, IncidentStatus
 from civicguard.web.deps import API_PREFIX, PlatformDep, StaffDep
-from civicguard.web.errors import ApiError
+from civicguard.web.errors import ApiError, error_responses
 from civicguard.web.schemas import IncidentAction, IncidentDetail, IncidentPublic
 
 router = APIRouter(prefix=f"{API_PREFIX}/incidents", tags=["incidents"])
+
+_NO_INCIDENT = "No such incident (not_found)."
+_TRANSITION = error_responses(
+    e404=_NO_INCIDENT, e409="The incident is not in a state this allows (invalid_transition)."
+)
 
 
 def incident_dict(incident: Incident) -> dict[str, Any]:
@@ -34,7 +39,9 @@ def list_incidents(
     return [incident_dict(i) for i in rows]
 
 
-@router.get("/{incident_id}", response_model=IncidentDetail)
+@router.get(
+    "/{incident_id}", response_model=IncidentDetail, responses=error_responses(e404=_NO_INCIDENT)
+)
 def get_incident(incident_id: str, platform: PlatformDep) -> dict[str, Any]:
     """One incident with its alerts."""
     incident = platform.store.incidents.get(incident_id)
@@ -60,7 +67,7 @@ def _transition(
     return out
 
 
-@router.post("/{incident_id}/acknowledge", response_model=IncidentPublic)
+@router.post("/{incident_id}/acknowledge", response_model=IncidentPublic, responses=_TRANSITION)
 def acknowledge_incident(
     incident_id: str, platform: PlatformDep, session: StaffDep, body: IncidentAction | None = None
 ) -> dict[str, Any]:
@@ -69,7 +76,7 @@ def acknowledge_incident(
     return _transition(platform, incident_id, IncidentStatus.ACKNOWLEDGED, session.username, note)
 
 
-@router.post("/{incident_id}/resolve", response_model=IncidentPublic)
+@router.post("/{incident_id}/resolve", response_model=IncidentPublic, responses=_TRANSITION)
 def resolve_incident(
     incident_id: str, platform: PlatformDep, session: StaffDep, body: IncidentAction | None = None
 ) -> dict[str, Any]:

@@ -23,8 +23,8 @@ from civicguard.web.deps import (
     declared_too_large,
     read_bounded,
 )
-from civicguard.web.errors import ApiError
-from civicguard.web.schemas import ErrorPublic, IngestOutcome
+from civicguard.web.errors import ApiError, error_responses
+from civicguard.web.schemas import IngestOutcome
 
 router = APIRouter(prefix=API_PREFIX, tags=["ingest"])
 
@@ -34,8 +34,65 @@ _BODY_STATUS = {
     Reason.OVERSIZED: 413,
     Reason.BATCH_TOO_LARGE: 413,
 }
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorPublic} for code in (400, 401, 403, 413)
+#: What ingest answers besides 202: whole-body refusals in the ``ErrorPublic`` shape, and the
+#: outcome itself when every reading was refused.
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **error_responses(
+        e400="The body is not JSON (malformed_json).",
+        e401="The device did not prove who it is (bad_credentials, unknown_device, bad_signature).",
+        e403="The device is revoked (revoked_device).",
+        e413="The body is larger than the limit (oversized_payload) or holds more readings "
+        "than a batch may (batch_too_large).",
+        e503="The event log cannot take the readings now: nothing was acknowledged; send the "
+        "same body again after Retry-After seconds.",
+    ),
+    422: {
+        "model": IngestOutcome,
+        "description": "Every reading was refused: the outcome lists each with its reason "
+        "(accepted and duplicates are 0).",
+    },
+}
+
+_READING: dict[str, Any] = {
+    "type": "object",
+    "description": "One reading; the catalog says which values its stream has and their ranges.",
+    "required": ["seq", "ts", "values"],
+    "additionalProperties": False,
+    "properties": {
+        "device": {"type": "string", "description": "must be the authenticated device"},
+        "stream": {"type": "string", "description": "must be the device's stream"},
+        "seq": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+        "ts": {
+            "description": "Unix seconds, or ISO 8601 with a timezone",
+            "anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}],
+        },
+        "values": {"type": "object", "description": "field name -> value, per the catalog"},
+        "location": {
+            "type": "object",
+            "description": "the reading's own place, if its stream has one",
+        },
+        "position": {
+            "type": "object",
+            "description": "where the device says it is",
+            "required": ["lat", "lon"],
+            "additionalProperties": False,
+            "properties": {
+                "lat": {"type": "number", "minimum": -90, "maximum": 90},
+                "lon": {"type": "number", "minimum": -180, "maximum": 180},
+            },
+        },
+    },
+}
+#: The body as the OpenAPI declares it (the route reads the bytes itself, bounded).
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"anyOf": [_READING, {"type": "array", "items": _READING}]}
+            }
+        },
+    }
 }
 
 
@@ -58,7 +115,8 @@ def _auth_failure(platform: Platform, exc: AuthError, device_id: str | None) -> 
     "/ingest",
     response_model=IngestOutcome,
     status_code=202,
-    responses={**_ERRORS, 422: {"model": IngestOutcome}},
+    responses=_RESPONSES,
+    openapi_extra=_BODY,
 )
 async def ingest(request: Request, platform: PlatformDep) -> Any:
     """Accept one reading or a JSON array of readings from an authenticated device."""

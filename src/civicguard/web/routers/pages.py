@@ -34,7 +34,17 @@ def health(platform: PlatformDep) -> dict[str, str]:
     return {"status": "ok", "catalog_version": platform.catalog.version}
 
 
-@router.get("/metrics", tags=["ops"], response_class=Response)
+@router.get(
+    "/metrics",
+    tags=["ops"],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The Prometheus text exposition format.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def metrics(_: AuthorisedDep) -> Response:
     """Prometheus metrics: anonymous from the loopback address, otherwise admins only."""
     return Response(generate_latest(METRICS.registry), media_type=CONTENT_TYPE_LATEST)

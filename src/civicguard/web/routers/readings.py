@@ -12,7 +12,7 @@ from civicguard.catalog.model import Category, Stream
 from civicguard.govern.access import may_read_stream
 from civicguard.platform import Platform
 from civicguard.web.deps import API_PREFIX, PlatformDep, StaffDep
-from civicguard.web.errors import ApiError
+from civicguard.web.errors import ApiError, error_responses
 from civicguard.web.schemas import ReadingPublic
 
 router = APIRouter(prefix=f"{API_PREFIX}/readings", tags=["readings"])
@@ -29,10 +29,16 @@ def parse_instant(value: str | None, name: str) -> float | None:
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        raise ApiError(422, "invalid_request", f"{name}: not Unix seconds or ISO 8601") from None
+        raise _bad_instant(name, "instant", "not Unix seconds or ISO 8601") from None
     if when.tzinfo is None:
-        raise ApiError(422, "invalid_request", f"{name}: ISO 8601 instants must carry a timezone")
+        raise _bad_instant(name, "timezone", "ISO 8601 instants must carry a timezone")
     return when.timestamp()
+
+
+def _bad_instant(name: str, rule: str, message: str) -> ApiError:
+    where = f"query.{name}"
+    problem = {"where": where, "rule": rule, "message": message}
+    return ApiError(422, "invalid_request", f"{where}: {message}", errors=[problem])
 
 
 def _check_stream(role: str, stream: Stream, purpose: str | None) -> None:
@@ -52,7 +58,15 @@ def _query(platform: Platform, stream: str | None, **filters: Any) -> list[dict[
     return rows
 
 
-@router.get("", response_model=list[ReadingPublic])
+@router.get(
+    "",
+    response_model=list[ReadingPublic],
+    responses=error_responses(
+        e403="The role may not read the stream (forbidden), or the stream holds personal data "
+        "and no purpose of it was declared (purpose_required).",
+        e404="No such device or stream (unknown_device, unknown_stream).",
+    ),
+)
 def list_readings(
     platform: PlatformDep,
     session: StaffDep,

@@ -73,7 +73,16 @@ async def _events(feed: LiveFeed, state: Any, heartbeat_s: float) -> AsyncIterat
         state.live_clients -= 1
 
 
-@router.get("/alerts", response_class=StreamingResponse)
+@router.get(
+    "/alerts",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-sent events until the client leaves or the server stops.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def alert_stream(request: Request, platform: PlatformDep) -> StreamingResponse:
     """``text/event-stream`` of alerts (event ``alert``) and incident changes (``incident``)."""
     heartbeat_s: float = request.app.state.heartbeat_s

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from civicguard.govern.accounts import create_user
 from civicguard.web.deps import API_PREFIX, PlatformDep
-from civicguard.web.errors import ApiError
+from civicguard.web.errors import ApiError, error_responses
 from civicguard.web.schemas import UserCreate, UserPublic
 
 router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["staff"])
@@ -19,7 +19,12 @@ def list_users(platform: PlatformDep) -> list[UserPublic]:
     return [UserPublic(**{**u, "disabled": bool(u["disabled"])}) for u in accounts]
 
 
-@router.post("", response_model=UserPublic, status_code=201)
+@router.post(
+    "",
+    response_model=UserPublic,
+    status_code=201,
+    responses=error_responses(e409="An account of that name exists (user_exists)."),
+)
 def add_user(body: UserCreate, platform: PlatformDep) -> UserPublic:
     """Create a staff account with a role."""
     if platform.store.users.get(body.username) is not None:
