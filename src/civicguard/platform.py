@@ -18,7 +18,7 @@ from civicguard.detect.registry import default_detectors
 from civicguard.detect.water.persist import load_model
 from civicguard.ingest.decode import Decoder
 from civicguard.ingest.registry import DeviceRegistry
-from civicguard.ingest.sequence import SequenceGuard
+from civicguard.ingest.sequence import FINGERPRINT_KEY, SequenceGuard
 from civicguard.ingest.service import IngestService
 from civicguard.pipeline import Processor
 from civicguard.privacy.gateway import PrivacyGateway
@@ -113,7 +113,13 @@ class Platform:
             RetentionRunRepository(engine),
         )
         stored_high = store.readings.max_seq()
-        guard = SequenceGuard(window=settings.replay_window, resume=stored_high.get)
+        guard = SequenceGuard(
+            window=settings.replay_window,
+            resume=stored_high.get,
+            span=catalog.limits.max_batch,
+            stored=store.readings.fingerprints,
+            key=keys.get_or_create(FINGERPRINT_KEY),
+        )
         citizens = Citizens.build(catalog, keys, engine, clock)
         records = citizens.rights.records
         for target in citizen_targets(catalog.retention, records, keys, key_events):

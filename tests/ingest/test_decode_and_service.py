@@ -184,8 +184,11 @@ def test_sequence_protection_survives_a_restart(tmp_path, clock):
     _drain(first)
     first.close()
     second = Platform.build(settings, clock=clock, keys=keys)
-    replay = _submit(second, device, [items[0]])
+    # A resend with other content is a replay; the same content, a retry: a duplicate.
+    replay = _submit(second, device, [_substation(1, clock.now(), load=13.0)])
     assert [r.reason for r in replay.rejections] == [Reason.REPLAYED_SEQUENCE]
+    retry = _submit(second, device, [items[0]])
+    assert (retry.accepted, retry.duplicates, retry.rejections) == (0, 1, [])
     second.close()
 
 

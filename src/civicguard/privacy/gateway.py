@@ -235,6 +235,7 @@ class PrivacyGateway:
             cells=cells,
             transport=batch.transport,
             positions=self._positions(batch, stream),
+            fingerprints=batch.fingerprints,
         )
 
     @staticmethod

@@ -93,6 +93,10 @@ def _device(row: Any) -> Device:
     )
 
 
+#: Sequence numbers per look-up query (well inside SQLite's and PostgreSQL's parameter limits).
+_LOOKUP_CHUNK = 1000
+
+
 class ReadingRepository:
     """Readings after the privacy gateway; each (device, seq) is stored exactly once."""
 
@@ -121,7 +125,9 @@ class ReadingRepository:
     ) -> list[dict[str, Any]]:
         """Readings matching every filter given, newest first."""
         t = schema.readings
-        q = select(t).order_by(t.c.ts.desc(), t.c.id.desc()).limit(limit)
+        # The fingerprint is the sequence guard's, not part of what a reading says.
+        shown = [c for c in t.c if c.name != "fingerprint"]
+        q = select(*shown).order_by(t.c.ts.desc(), t.c.id.desc()).limit(limit)
         if stream is not None:
             q = q.where(t.c.stream == stream)
         if device_id is not None:
@@ -158,6 +164,25 @@ class ReadingRepository:
         with self._engine.connect() as conn:
             rows = conn.execute(select(t.c.device_id, func.max(t.c.seq)).group_by(t.c.device_id))
             return {device: int(seq) for device, seq in rows}
+
+    def fingerprints(self, device_id: str, seqs: Sequence[int]) -> dict[int, int | None]:
+        """Stored readings of ``device_id`` among ``seqs``: seq -> fingerprint (None: none kept).
+
+        Uses the unique (device_id, seq) index; asked only for numbers the sequence guard no
+        longer remembers, so a few times after a restart or on a retry of an older body.
+        """
+        t = schema.readings
+        found: dict[int, int | None] = {}
+        with self._engine.connect() as conn:
+            for start in range(0, len(seqs), _LOOKUP_CHUNK):
+                chunk = list(seqs[start : start + _LOOKUP_CHUNK])
+                rows = conn.execute(
+                    select(t.c.seq, t.c.fingerprint).where(
+                        t.c.device_id == device_id, t.c.seq.in_(chunk)
+                    )
+                )
+                found.update((int(seq), None if fp is None else int(fp)) for seq, fp in rows)
+        return found
 
 
 class DeadLetterRepository:
