@@ -59,30 +59,45 @@ class Fingerprinter:
         n = len(batch)
         if not n:
             return np.zeros(0, dtype=np.int64)
-        numeric = np.column_stack((batch.ts, batch.values)).astype("<f8", copy=False)
+        numeric = np.ascontiguousarray(np.column_stack((batch.ts, batch.values)), dtype="<f8")
         width = numeric.shape[1] * 8
-        raw = memoryview(np.ascontiguousarray(numeric).tobytes())
+        raw = numeric.tobytes()
         copy = self._base.copy
         digests: list[bytes] = []
-        texts = list(batch.text.values())
-        for i in range(n):
-            h = copy()
-            h.update(raw[i * width : (i + 1) * width])
-            if texts:
-                h.update(orjson.dumps([t[i] for t in texts]))
-            digests.append(h.digest())
+        add = digests.append
+        if batch.text:
+            dumps = orjson.dumps
+            for i, row in enumerate(zip(*batch.text.values(), strict=True)):
+                h = copy()
+                h.update(raw[i * width : (i + 1) * width] + dumps(row))
+                add(h.digest())
+        else:
+            for start in range(0, n * width, width):
+                h = copy()
+                h.update(raw[start : start + width])
+                add(h.digest())
         return np.frombuffer(b"".join(digests), dtype="<i8").astype(np.int64)
 
 
-class _Memory:
-    """One device's highest number and the fingerprints the guard remembers, sorted by seq."""
+#: Single readings gathered in plain lists before they join a device's arrays in one step.
+_TAIL = 8
 
-    __slots__ = ("high", "prints", "seqs")
+
+class _Memory:
+    """One device's highest number and the fingerprints the guard remembers, sorted by seq.
+
+    ``tail_*`` hold rising single readings not yet folded into the arrays (all above them):
+    a device sending one reading per message costs list appends, not array copies.
+    """
+
+    __slots__ = ("high", "prints", "seqs", "tail_prints", "tail_seqs")
 
     def __init__(self, high: int) -> None:
         self.high = high
         self.seqs: IntArray = np.zeros(0, dtype=np.int64)
         self.prints: IntArray = np.zeros(0, dtype=np.int64)
+        self.tail_seqs: list[int] = []
+        self.tail_prints: list[int] = []
 
 
 class SequenceGuard:
@@ -133,7 +148,16 @@ class SequenceGuard:
         if not n:
             return []
         memory = self._memory(device_id)
-        if int(seqs[0]) > memory.high and (n == 1 or bool(np.all(np.diff(seqs) > 0))):
+        first = int(seqs[0])
+        if n == 1 and first > memory.high:
+            memory.tail_seqs.append(first)
+            memory.tail_prints.append(int(prints[0]))
+            memory.high = first
+            if len(memory.tail_seqs) >= _TAIL:
+                self._fold(memory)
+            return [Verdict.NEW]
+        self._fold(memory)
+        if first > memory.high and bool(np.all(np.diff(seqs) > 0)):
             self._remember_run(memory, seqs, prints)
             return [Verdict.NEW] * n
         return self._judge_each(device_id, memory, seqs.tolist(), prints.tolist())
@@ -143,6 +167,7 @@ class SequenceGuard:
         memory = self._devices.get(device_id)
         if memory is None or not seqs:
             return
+        self._fold(memory)
         keep = ~np.isin(memory.seqs, np.array(seqs, dtype=np.int64))
         memory.seqs, memory.prints = memory.seqs[keep], memory.prints[keep]
         if memory.high in seqs:
@@ -151,7 +176,7 @@ class SequenceGuard:
     def remembered(self, device_id: str) -> int:
         """How many fingerprints the guard holds in memory for ``device_id``."""
         memory = self._devices.get(device_id)
-        return 0 if memory is None else len(memory.seqs)
+        return 0 if memory is None else len(memory.seqs) + len(memory.tail_seqs)
 
     def _memory(self, device_id: str) -> _Memory:
         memory = self._devices.get(device_id)
@@ -159,6 +184,14 @@ class SequenceGuard:
             high = self._resume(device_id) if self._resume else None
             memory = self._devices[device_id] = _Memory(_NEVER if high is None else high)
         return memory
+
+    def _fold(self, memory: _Memory) -> None:
+        """Move the gathered single readings into the arrays, as one rising run."""
+        if memory.tail_seqs:
+            seqs = np.array(memory.tail_seqs, dtype=np.int64)
+            prints = np.array(memory.tail_prints, dtype=np.int64)
+            memory.tail_seqs, memory.tail_prints = [], []
+            self._remember_run(memory, seqs, prints)
 
     def _remember_run(self, memory: _Memory, seqs: IntArray, prints: IntArray) -> None:
         """Remember a rising run above the highest: its last ``span`` and the window before."""
