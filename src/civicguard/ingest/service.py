@@ -92,8 +92,13 @@ class IngestService:
         now = self.clock.now() if now is None else now
         result = self.decoder.decode(device, items, transport=transport, received_at=now)
         protected: list[ReadingBatch] = []
+        # Fingerprints need no lock; the guard's windows do.
+        prints = [self.guard.fingerprinter.of(batch) for batch in result.batches]
         with self._lock:
-            fresh = [self._sequence(batch, result) for batch in result.batches]
+            fresh = [
+                self._sequence(batch, p, result)
+                for batch, p in zip(result.batches, prints, strict=True)
+            ]
         admitted = fresh if self.consent is None else [self._screen(b, result) for b in fresh]
         for batch in admitted:
             if batch is not None:
@@ -140,14 +145,17 @@ class IngestService:
         result.rejections.extend(refused)
         return kept
 
-    def _sequence(self, batch: ReadingBatch, result: IngestResult) -> ReadingBatch | None:
+    def _sequence(
+        self, batch: ReadingBatch, prints: IntArray, result: IngestResult
+    ) -> ReadingBatch | None:
         """Drop duplicates and turn replays into rejections; the batch of new readings remains.
 
         The new readings leave with their fingerprints, which are stored with them so that the
         guard can judge a number it no longer remembers (after a restart) against the store.
         """
-        prints = self.guard.fingerprinter.of(batch)
         verdicts = self._verdicts(batch, prints)
+        if verdicts.count(Verdict.NEW) == len(verdicts):
+            return replace(batch, fingerprints=prints)  # the common case: all new
         keep: list[int] = []
         for i, verdict in enumerate(verdicts):
             if verdict is Verdict.NEW:
