@@ -112,12 +112,10 @@ class Platform:
             clock,
             RetentionRunRepository(engine),
         )
-        stored_high = store.readings.max_seq()
         guard = SequenceGuard(
             window=settings.replay_window,
-            resume=stored_high.get,
             span=catalog.limits.max_batch,
-            stored=store.readings.fingerprints,
+            recall=store.readings.recall,
             key=keys.get_or_create(FINGERPRINT_KEY),
         )
         citizens = Citizens.build(catalog, keys, engine, clock)

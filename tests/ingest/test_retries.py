@@ -293,12 +293,16 @@ def test_retries_and_replays_are_told_apart_after_a_restart(
     _assert_all_duplicates(server.post(body), 300)
     assert server.post(_readings(301, 1)).status_code == 202
     server.wait_stored(301)
+    # Once a newer body came, an old reading sent again unchanged is captured traffic.
+    _assert_replay_refused(server.post([body[9]]), [10])
     alerts = server.wait_replay_alert()
     assert {a["device_id"] for a in alerts} == {DEVICE}
-    assert {a["evidence"]["seq"] for a in alerts} <= {5, 295}
-    # Exactly the two modified readings were refused; nothing of the retry was.
-    letters = server.dead_letters()
-    assert sorted(d["seq"] for d in letters) == [5, 295]
+    assert {a["evidence"]["seq"] for a in alerts} <= {5, 10, 295}
+    # Exactly the modified readings and the old one were refused; nothing of the retry was.
+    deadline = time.monotonic() + 30
+    while len(letters := server.dead_letters()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sorted(d["seq"] for d in letters) == [5, 10, 295]
     assert {d["reason"] for d in letters} == {"replayed_sequence"}
 
 

@@ -1,24 +1,24 @@
-"""Per-device sequence numbers: store duplicates once, refuse replays (ADR 0003).
+"""Per-device sequence numbers: store retransmissions once, refuse replays (ADR 0003).
 
-A device numbers its messages. A number above the highest seen is new. A number the device
-already used is a retransmission when its content is the same (counted as a duplicate, stored
-once, silent) and a replay when its content differs (refused, alerted downstream). A number
-never used but below the window behind the highest is a replay too; inside the window it is a
-late arrival and accepted.
+A device numbers its messages. A number above the highest seen is new. A number the guard
+remembers is a retransmission when its content is the same (counted as a duplicate, stored
+once, silent) and a replay when its content differs (refused, alerted downstream). A number it
+does not remember is a late arrival inside the window behind the highest (accepted) and a replay
+below it, even with content once stored: an old message sent again is captured traffic.
 
-What a number's content was is known by its fingerprint: a keyed BLAKE2b digest of the raw
-reading (8 bytes), stored with the reading. The guard remembers in memory the fingerprints of
-the window behind each device's highest number and of the device's last body, however large
-(up to ``span``, the catalog's batch limit), so that a retry is judged without the store even
-before its original is stored; anything older, and everything after a restart, is judged
-against the fingerprints in the store.
+The guard remembers, per device, the fingerprints of the window behind the highest number and
+of the device's last body, whole up to ``span`` (the catalog's batch limit), so that a client
+retrying a body after a time-out is answered with duplicates however large the body. A
+fingerprint is a keyed BLAKE2b digest of the raw reading (8 bytes), stored with the reading; a
+device the guard meets for the first time since it started is recalled from the store (its
+highest number, the window and the last body), so a restart changes no verdict.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from enum import IntEnum
 
 import numpy as np
@@ -29,8 +29,11 @@ from civicguard.ingest.model import IntArray, ReadingBatch
 #: The key store's name of the fingerprint key (never rotated: stored fingerprints need it).
 FINGERPRINT_KEY = "sequence/fingerprints"
 
-#: Looks up stored readings of one device: seq -> fingerprint (None: stored without one).
-StoredPrints = Callable[[str, Sequence[int]], dict[int, int | None]]
+#: A device's stored readings, highest number first, as (seq, fingerprint or None for one
+#: stored before fingerprints existed, received_at): at least the window behind the highest
+#: and every reading received with the highest (its body), at most ``limit`` rows; empty when
+#: nothing of the device is stored. Called as ``recall(device_id, window, limit)``.
+Recall = Callable[[str, int, int], list[tuple[int, int | None, float]]]
 
 #: Below every sequence number: a device not seen yet.
 _NEVER = -(1 << 64)
@@ -79,36 +82,68 @@ class Fingerprinter:
         return np.frombuffer(b"".join(digests), dtype="<i8").astype(np.int64)
 
 
-#: Single readings gathered in plain lists before they join a device's arrays in one step.
+#: Single readings gathered in plain lists before they join the window's arrays in one step.
 _TAIL = 8
 
 
-class _Memory:
-    """One device's highest number and the fingerprints the guard remembers, sorted by seq.
+def _ints(values: list[int]) -> IntArray:
+    return np.array(values, dtype=np.int64)
 
-    ``tail_*`` hold rising single readings not yet folded into the arrays (all above them):
-    a device sending one reading per message costs list appends, not array copies.
+
+class _Memory:
+    """One device's highest number, its window's fingerprints and its last body's.
+
+    The window's are sorted arrays plus a short tail of single readings not yet folded in
+    (all above the arrays); entries below the window are dropped when the tail is folded, so a
+    look-up checks the window first. ``body_*`` hold the last body's readings.
     """
 
-    __slots__ = ("high", "prints", "seqs", "tail_prints", "tail_seqs")
+    __slots__ = (
+        "body_prints",
+        "body_seqs",
+        "high",
+        "tail_prints",
+        "tail_seqs",
+        "win_prints",
+        "win_seqs",
+    )
 
     def __init__(self, high: int) -> None:
         self.high = high
-        self.seqs: IntArray = np.zeros(0, dtype=np.int64)
-        self.prints: IntArray = np.zeros(0, dtype=np.int64)
+        self.win_seqs: IntArray = _ints([])
+        self.win_prints: IntArray = _ints([])
         self.tail_seqs: list[int] = []
         self.tail_prints: list[int] = []
+        self.body_seqs: IntArray | None = None
+        self.body_prints: IntArray | None = None
+
+    def window(self) -> dict[int, int]:
+        """The window's fingerprints by number (with stale entries below it, if any)."""
+        recent = dict(zip(self.win_seqs.tolist(), self.win_prints.tolist(), strict=True))
+        recent.update(zip(self.tail_seqs, self.tail_prints, strict=True))
+        return recent
+
+    def body(self) -> dict[int, int]:
+        """The last body's fingerprints by number."""
+        if self.body_seqs is None or self.body_prints is None:
+            return {}
+        return dict(zip(self.body_seqs.tolist(), self.body_prints.tolist(), strict=True))
+
+    def set_window(self, seqs: IntArray, prints: IntArray, floor: int) -> None:
+        """Keep ``seqs`` above ``floor`` (sorted) as the window; the tail is folded in them."""
+        keep = seqs > floor
+        self.win_seqs, self.win_prints = seqs[keep], prints[keep]
+        self.tail_seqs, self.tail_prints = [], []
 
 
 class SequenceGuard:
-    """Tracks each device's highest sequence number and the fingerprints behind it.
+    """Tracks each device's highest sequence number and the fingerprints it must remember.
 
     ``window``: numbers below the highest minus this are never accepted for the first time.
     ``span``: the most readings of one body remembered (the catalog's batch limit).
-    ``resume``: a device's highest stored number, for a device the guard has not seen.
-    ``stored``: fingerprints of stored readings, for numbers the guard does not remember.
+    ``recall``: a device's stored readings (see :data:`Recall`), for a device not yet seen.
     ``key``: the fingerprint key (the key store's ``FINGERPRINT_KEY``); without one, a random
-    key good for this process only, so that nothing it fingerprints can be judged after it.
+    key good for this process only.
 
     >>> guard = SequenceGuard(window=4)
     >>> [guard.check("d", s, 1) for s in (1, 2, 2, 5)]
@@ -120,17 +155,15 @@ class SequenceGuard:
     def __init__(
         self,
         window: int = 32,
-        resume: Callable[[str], int | None] | None = None,
         *,
         span: int = 5000,
-        stored: StoredPrints | None = None,
+        recall: Recall | None = None,
         key: bytes | None = None,
     ) -> None:
         self.window = window
-        self.fingerprinter = Fingerprinter(key or secrets.token_bytes(32))
         self.span = max(span, 1)
-        self._resume = resume
-        self._stored = stored
+        self.fingerprinter = Fingerprinter(key or secrets.token_bytes(32))
+        self._recall = recall
         self._devices: dict[str, _Memory] = {}
 
     def check(self, device_id: str, seq: int, fingerprint: int) -> Verdict:
@@ -141,8 +174,8 @@ class SequenceGuard:
     def judge(self, device_id: str, seqs: IntArray, prints: IntArray) -> list[Verdict]:
         """Classify one body's readings from ``device_id``, in order, and remember them.
 
-        The common case, numbers rising above the device's highest, is settled with whole
-        arrays; anything else goes reading by reading, asking the store at most once.
+        The common case, numbers rising above the device's highest, is settled without a
+        look-up per reading; anything else goes reading by reading.
         """
         n = len(seqs)
         if not n:
@@ -153,14 +186,23 @@ class SequenceGuard:
             memory.tail_seqs.append(first)
             memory.tail_prints.append(int(prints[0]))
             memory.high = first
+            memory.body_seqs, memory.body_prints = seqs, prints
             if len(memory.tail_seqs) >= _TAIL:
                 self._fold(memory)
             return [Verdict.NEW]
-        self._fold(memory)
         if first > memory.high and bool(np.all(np.diff(seqs) > 0)):
-            self._remember_run(memory, seqs, prints)
+            top = int(seqs[-1])
+            self._fold(memory)
+            tail = max(0, n - self.window)
+            memory.set_window(
+                np.concatenate((memory.win_seqs, seqs[tail:])),
+                np.concatenate((memory.win_prints, prints[tail:])),
+                top - self.window,
+            )
+            memory.high = top
+            memory.body_seqs, memory.body_prints = seqs[-self.span :], prints[-self.span :]
             return [Verdict.NEW] * n
-        return self._judge_each(device_id, memory, seqs.tolist(), prints.tolist())
+        return self._judge_each(memory, seqs.tolist(), prints.tolist())
 
     def forget(self, device_id: str, seqs: list[int]) -> None:
         """Un-see ``seqs`` (their readings could not be published), so a retry is accepted."""
@@ -168,85 +210,90 @@ class SequenceGuard:
         if memory is None or not seqs:
             return
         self._fold(memory)
-        keep = ~np.isin(memory.seqs, np.array(seqs, dtype=np.int64))
-        memory.seqs, memory.prints = memory.seqs[keep], memory.prints[keep]
+        gone = _ints(seqs)
+        keep = ~np.isin(memory.win_seqs, gone)
+        memory.win_seqs, memory.win_prints = memory.win_seqs[keep], memory.win_prints[keep]
+        if memory.body_seqs is not None and memory.body_prints is not None:
+            keep = ~np.isin(memory.body_seqs, gone)
+            memory.body_seqs, memory.body_prints = memory.body_seqs[keep], memory.body_prints[keep]
         if memory.high in seqs:
-            memory.high = int(memory.seqs[-1]) if len(memory.seqs) else min(seqs) - 1
+            memory.high = int(memory.win_seqs[-1]) if len(memory.win_seqs) else min(seqs) - 1
 
     def remembered(self, device_id: str) -> int:
         """How many fingerprints the guard holds in memory for ``device_id``."""
         memory = self._devices.get(device_id)
-        return 0 if memory is None else len(memory.seqs) + len(memory.tail_seqs)
+        if memory is None:
+            return 0
+        body = 0 if memory.body_seqs is None else len(memory.body_seqs)
+        return len(memory.win_seqs) + len(memory.tail_seqs) + body
 
     def _memory(self, device_id: str) -> _Memory:
         memory = self._devices.get(device_id)
         if memory is None:
-            high = self._resume(device_id) if self._resume else None
-            memory = self._devices[device_id] = _Memory(_NEVER if high is None else high)
+            memory = self._devices[device_id] = self._recalled(device_id)
+        return memory
+
+    def _recalled(self, device_id: str) -> _Memory:
+        """A device's memory from the store: what the guard had when the process stopped."""
+        rows = self._recall(device_id, self.window, self.span + self.window) if self._recall else []
+        if not rows:
+            return _Memory(_NEVER)
+        high, _, stamp = max(rows)
+        memory = _Memory(high)
+        floor = high - self.window
+        # A reading stored before fingerprints existed has none: its content is unknown, so
+        # only the window judges it (a resend inside it is accepted and stored once).
+        window = sorted((s, p) for s, p, _ in rows if p is not None and s > floor)
+        memory.set_window(_ints([s for s, _ in window]), _ints([p for _, p in window]), floor)
+        body = sorted((s, p) for s, p, at in rows if p is not None and at == stamp)
+        if body:
+            memory.body_seqs = _ints([s for s, _ in body[-self.span :]])
+            memory.body_prints = _ints([p for _, p in body[-self.span :]])
         return memory
 
     def _fold(self, memory: _Memory) -> None:
-        """Move the gathered single readings into the arrays, as one rising run."""
+        """Move the gathered single readings into the window's arrays."""
         if memory.tail_seqs:
-            seqs = np.array(memory.tail_seqs, dtype=np.int64)
-            prints = np.array(memory.tail_prints, dtype=np.int64)
-            memory.tail_seqs, memory.tail_prints = [], []
-            self._remember_run(memory, seqs, prints)
+            memory.set_window(
+                np.concatenate((memory.win_seqs, _ints(memory.tail_seqs))),
+                np.concatenate((memory.win_prints, _ints(memory.tail_prints))),
+                memory.high - self.window,
+            )
 
-    def _remember_run(self, memory: _Memory, seqs: IntArray, prints: IntArray) -> None:
-        """Remember a rising run above the highest: its last ``span`` and the window before."""
-        top = int(seqs[-1])
-        if len(seqs) > self.span:
-            seqs, prints = seqs[-self.span :], prints[-self.span :]
-        cut = int(np.searchsorted(memory.seqs, top - self.window, side="right"))
-        if cut < len(memory.seqs):
-            memory.seqs = np.concatenate((memory.seqs[cut:], seqs))
-            memory.prints = np.concatenate((memory.prints[cut:], prints))
-        else:
-            memory.seqs = np.array(seqs, dtype=np.int64)
-            memory.prints = np.array(prints, dtype=np.int64)
-        memory.high = top
-
-    def _judge_each(
-        self, device_id: str, memory: _Memory, seqs: list[int], prints: list[int]
-    ) -> list[Verdict]:
-        known: dict[int, int | None] = dict(
-            zip(memory.seqs.tolist(), memory.prints.tolist(), strict=True)
-        )
-        unknown = sorted({s for s in seqs if s <= memory.high and s not in known})
-        if unknown and self._stored is not None:
-            # None: stored before fingerprints were, so its content is unknown (ADR 0003).
-            known.update(self._stored(device_id, unknown))
+    def _judge_each(self, memory: _Memory, seqs: list[int], prints: list[int]) -> list[Verdict]:
+        recent, body = memory.window(), memory.body()
         high = memory.high
+        window = self.window
+        this: dict[int, int] = {}  # this body's readings so far, new or retransmitted
+        fresh = False
         verdicts: list[Verdict] = []
         for seq, fingerprint in zip(seqs, prints, strict=True):
             if seq > high:
                 verdict = Verdict.NEW
                 high = seq
-            elif seq in known:
-                was = known[seq]
-                if was is None:
-                    inside = seq > high - self.window
-                    verdict = Verdict.DUPLICATE if inside else Verdict.REPLAY
-                else:
-                    verdict = Verdict.DUPLICATE if was == fingerprint else Verdict.REPLAY
-            elif seq > high - self.window:
-                verdict = Verdict.NEW  # a late arrival inside the window
             else:
-                verdict = Verdict.REPLAY
+                inside = seq > high - window
+                was = this.get(seq)
+                if was is None and inside:
+                    was = recent.get(seq)
+                if was is None:
+                    was = body.get(seq)
+                if was is not None:
+                    verdict = Verdict.DUPLICATE if was == fingerprint else Verdict.REPLAY
+                else:
+                    verdict = Verdict.NEW if inside else Verdict.REPLAY
             if verdict is Verdict.NEW:
-                known[seq] = fingerprint
+                recent[seq] = fingerprint
+                fresh = True
+            if verdict is not Verdict.REPLAY:
+                this[seq] = fingerprint
             verdicts.append(verdict)
-        self._keep(memory, known, high, set(seqs))
-        return verdicts
-
-    def _keep(
-        self, memory: _Memory, known: dict[int, int | None], high: int, body: set[int]
-    ) -> None:
-        """Keep the window behind ``high`` and this body (at most ``span`` of it)."""
-        floor = high - self.window
-        prints = {s: p for s, p in known.items() if p is not None and (s > floor or s in body)}
-        kept = sorted(prints)[-(self.span + self.window) :]
-        memory.seqs = np.array(kept, dtype=np.int64)
-        memory.prints = np.array([prints[s] for s in kept], dtype=np.int64)
         memory.high = high
+        # A body with nothing new (a retry, a replay) leaves the last body as it was.
+        if fresh:
+            kept = sorted(this.items())[-self.span :]
+            memory.body_seqs = _ints([s for s, _ in kept])
+            memory.body_prints = _ints([p for _, p in kept])
+        kept = sorted(recent.items())
+        memory.set_window(_ints([s for s, _ in kept]), _ints([p for _, p in kept]), high - window)
+        return verdicts

@@ -205,8 +205,8 @@ def _replayed(batch: ReadingBatch, i: int, window: int) -> Rejection:
     return Rejection(
         reason=Reason.REPLAYED_SEQUENCE,
         detail=(
-            "seq: already used by this device with other content, or never used and more "
-            f"than the replay window ({window}) below the highest the device has sent"
+            "seq: already used by this device with other content, or more than the replay "
+            f"window ({window}) below the highest it has sent and not in its last body"
         ),
         transport=batch.transport,
         received_at=float(batch.received_at[i]),

@@ -93,10 +93,6 @@ def _device(row: Any) -> Device:
     )
 
 
-#: Sequence numbers per look-up query (well inside SQLite's and PostgreSQL's parameter limits).
-_LOOKUP_CHUNK = 1000
-
-
 class ReadingRepository:
     """Readings after the privacy gateway; each (device, seq) is stored exactly once."""
 
@@ -165,24 +161,35 @@ class ReadingRepository:
             rows = conn.execute(select(t.c.device_id, func.max(t.c.seq)).group_by(t.c.device_id))
             return {device: int(seq) for device, seq in rows}
 
-    def fingerprints(self, device_id: str, seqs: Sequence[int]) -> dict[int, int | None]:
-        """Stored readings of ``device_id`` among ``seqs``: seq -> fingerprint (None: none kept).
+    def recall(
+        self, device_id: str, window: int, limit: int
+    ) -> list[tuple[int, int | None, float]]:
+        """What the sequence guard remembered of ``device_id``: its stored readings from the top.
 
-        Uses the unique (device_id, seq) index; asked only for numbers the sequence guard no
-        longer remembers, so a few times after a restart or on a retry of an older body.
+        Rows (seq, fingerprint, received_at), highest first: the ``window`` numbers behind the
+        highest stored and the readings received with it (its body, all stamped with one
+        ``received_at``), at most ``limit`` rows. One or two index range scans on the unique
+        (device_id, seq), once per device and process; the longer only when the last body
+        reaches below the window.
         """
         t = schema.readings
-        found: dict[int, int | None] = {}
+        q = (
+            select(t.c.seq, t.c.fingerprint, t.c.received_at)
+            .where(t.c.device_id == device_id)
+            .order_by(t.c.seq.desc())
+        )
         with self._engine.connect() as conn:
-            for start in range(0, len(seqs), _LOOKUP_CHUNK):
-                chunk = list(seqs[start : start + _LOOKUP_CHUNK])
-                rows = conn.execute(
-                    select(t.c.seq, t.c.fingerprint).where(
-                        t.c.device_id == device_id, t.c.seq.in_(chunk)
-                    )
-                )
-                found.update((int(seq), None if fp is None else int(fp)) for seq, fp in rows)
-        return found
+            rows = conn.execute(q.limit(window + 1)).all()
+            if len(rows) == window + 1 and rows[-1][2] == rows[0][2]:
+                rows = conn.execute(q.limit(limit)).all()
+        if not rows:
+            return []
+        high, stamp = int(rows[0][0]), float(rows[0][2])
+        return [
+            (int(seq), None if fp is None else int(fp), float(at))
+            for seq, fp, at in rows
+            if seq > high - window or at == stamp
+        ]
 
 
 class DeadLetterRepository:
