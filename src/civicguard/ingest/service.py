@@ -150,8 +150,8 @@ class IngestService:
     ) -> ReadingBatch | None:
         """Drop duplicates and turn replays into rejections; the batch of new readings remains.
 
-        The new readings leave with their fingerprints, which are stored with them so that the
-        guard can judge a number it no longer remembers (after a restart) against the store.
+        The new readings leave with their fingerprints, stored with them so that a guard that
+        starts later recalls what it must remember from the store (ADR 0003).
         """
         verdicts = self._verdicts(batch, prints)
         if verdicts.count(Verdict.NEW) == len(verdicts):
