@@ -118,7 +118,7 @@ class Platform:
             recall=store.readings.recall,
             key=keys.get_or_create(FINGERPRINT_KEY),
         )
-        citizens = Citizens.build(catalog, keys, engine, clock)
+        citizens = Citizens.build(catalog, keys, engine, clock, keys_dir=data_dir / "keys")
         records = citizens.rights.records
         for target in citizen_targets(catalog.retention, records, keys, key_events):
             retention.register(target)
