@@ -285,8 +285,8 @@ def test_retries_and_replays_are_told_apart_after_a_restart(
     server.wait_stored(300)
     server.stop()
     server.start()
-    # Modified resends, judged against the store: one inside the window behind the highest
-    # number, one below it.
+    # Modified resends, judged by what the restarted guard recalls from the store: one inside
+    # the window behind the highest number, one below it (in the last body).
     _assert_replay_refused(server.post(_readings(295, 1, load=13.0)), [295])
     _assert_replay_refused(server.post(_readings(5, 1, load=13.0)), [5])
     # The same body again, as a client retrying across the restart: silent.
