@@ -18,7 +18,7 @@ from civicguard.detect.registry import default_detectors
 from civicguard.detect.water.persist import load_model
 from civicguard.ingest.decode import Decoder
 from civicguard.ingest.registry import DeviceRegistry
-from civicguard.ingest.sequence import SequenceGuard
+from civicguard.ingest.sequence import FINGERPRINT_KEY, SequenceGuard
 from civicguard.ingest.service import IngestService
 from civicguard.pipeline import Processor
 from civicguard.privacy.gateway import PrivacyGateway
@@ -112,8 +112,12 @@ class Platform:
             clock,
             RetentionRunRepository(engine),
         )
-        stored_high = store.readings.max_seq()
-        guard = SequenceGuard(window=settings.replay_window, resume=stored_high.get)
+        guard = SequenceGuard(
+            window=settings.replay_window,
+            span=catalog.limits.max_batch,
+            recall=store.readings.recall,
+            key=keys.get_or_create(FINGERPRINT_KEY),
+        )
         citizens = Citizens.build(catalog, keys, engine, clock, keys_dir=data_dir / "keys")
         records = citizens.rights.records
         for target in citizen_targets(catalog.retention, records, keys, key_events):

@@ -154,12 +154,15 @@ def test_duplicates_are_stored_once_and_replays_refused(platform, provision):
     assert _submit(platform, device, first).accepted == 59
     again = _submit(platform, device, first[-5:])
     assert (again.accepted, again.duplicates, again.rejections) == (0, 5, [])
+    # A retry of the last body is a retransmission (ADR 0003); once another body came, an old
+    # message sent again below the window is captured traffic: a replay.
+    assert _submit(platform, device, [_substation(60, now + 60)]).accepted == 1
     replay = _submit(platform, device, [first[0]])
     assert [r.reason for r in replay.rejections] == [Reason.REPLAYED_SEQUENCE]
     reused = _submit(platform, device, [_substation(59, now + 59, load=13.0)])
     assert [r.reason for r in reused.rejections] == [Reason.REPLAYED_SEQUENCE]
     _drain(platform)
-    assert platform.store.readings.count() == 59
+    assert platform.store.readings.count() == 60
     assert platform.store.dead_letters.count_by_reason() == {"replayed_sequence": 2}
 
 
@@ -186,8 +189,11 @@ def test_sequence_protection_survives_a_restart(tmp_path, clock):
     _drain(first)
     first.close()
     second = Platform.build(settings, clock=clock, keys=keys)
-    replay = _submit(second, device, [items[0]])
+    # A resend with other content is a replay; the same content, a retry: a duplicate.
+    replay = _submit(second, device, [_substation(1, clock.now(), load=13.0)])
     assert [r.reason for r in replay.rejections] == [Reason.REPLAYED_SEQUENCE]
+    retry = _submit(second, device, [items[0]])
+    assert (retry.accepted, retry.duplicates, retry.rejections) == (0, 1, [])
     second.close()
 
 

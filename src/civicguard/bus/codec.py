@@ -32,6 +32,8 @@ def encode(event: Event) -> bytes:
         if event.positions is not None:
             # NaN rows (readings without a position) travel as nulls.
             doc["positions"] = event.positions.tolist()
+        if event.fingerprints is not None:
+            doc["fingerprints"] = event.fingerprints
     else:
         doc = {
             "t": "rejection",
@@ -72,6 +74,9 @@ def decode(data: bytes) -> Event:
                 np.array(doc["positions"], dtype=np.float64).reshape(n, 2)
                 if "positions" in doc
                 else None
+            ),
+            fingerprints=(
+                np.array(doc["fingerprints"], dtype=np.int64) if "fingerprints" in doc else None
             ),
         )
     return Rejection(

@@ -113,6 +113,9 @@ class ReadingBatch:
     #: ``(n, 2)`` latitude and longitude each device reported for itself in the envelope
     #: (NaN rows where a reading carried none); ``None`` when no reading did (the usual case).
     positions: FloatArray | None = None
+    #: Each reading's content fingerprint (keyed digest of the raw reading, signed 64-bit),
+    #: set by the sequence guard and stored with the reading; ``None`` before the guard.
+    fingerprints: IntArray | None = None
 
     def __len__(self) -> int:
         return len(self.device_ids)
@@ -136,6 +139,7 @@ class ReadingBatch:
             cells=tuple(self.cells[i] for i in idx),
             transport=self.transport,
             positions=None if self.positions is None else self.positions[idx],
+            fingerprints=None if self.fingerprints is None else self.fingerprints[idx],
         )
 
     def row(self, i: int) -> dict[str, Any]:

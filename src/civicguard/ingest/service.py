@@ -8,6 +8,7 @@ replay, the simulator) know nothing beyond this one call.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,6 +20,7 @@ from civicguard.ingest.decode import Decoder, ReadingError
 from civicguard.ingest.model import (
     Device,
     IngestResult,
+    IntArray,
     ReadingBatch,
     Reason,
     Rejection,
@@ -90,8 +92,13 @@ class IngestService:
         now = self.clock.now() if now is None else now
         result = self.decoder.decode(device, items, transport=transport, received_at=now)
         protected: list[ReadingBatch] = []
+        # Fingerprints need no lock; the guard's windows do.
+        prints = [self.guard.fingerprinter.of(batch) for batch in result.batches]
         with self._lock:
-            fresh = [self._sequence(batch, result) for batch in result.batches]
+            fresh = [
+                self._sequence(batch, p, result)
+                for batch, p in zip(result.batches, prints, strict=True)
+            ]
         admitted = fresh if self.consent is None else [self._screen(b, result) for b in fresh]
         for batch in admitted:
             if batch is not None:
@@ -138,51 +145,46 @@ class IngestService:
         result.rejections.extend(refused)
         return kept
 
-    def _sequence(self, batch: ReadingBatch, result: IngestResult) -> ReadingBatch | None:
-        """Drop duplicates and turn replays into rejections; the batch of new readings remains."""
-        check = self.guard.check
-        rows = batch.values
-        texts = list(batch.text.values())
+    def _sequence(
+        self, batch: ReadingBatch, prints: IntArray, result: IngestResult
+    ) -> ReadingBatch | None:
+        """Drop duplicates and turn replays into rejections; the batch of new readings remains.
+
+        The new readings leave with their fingerprints, stored with them so that a guard that
+        starts later recalls what it must remember from the store (ADR 0003).
+        """
+        verdicts = self._verdicts(batch, prints)
+        if verdicts.count(Verdict.NEW) == len(verdicts):
+            return replace(batch, fingerprints=prints)  # the common case: all new
         keep: list[int] = []
-        seqs = batch.seq.tolist()
-        stamps = batch.ts.tolist()
-
-        def fingerprint(i: int) -> int:
-            return hash((stamps[i], rows[i].tobytes(), tuple(_frozen(t[i]) for t in texts)))
-
-        devices = batch.device_ids
-        verdicts = None
-        if devices and devices[0] == devices[-1] and devices.count(devices[0]) == len(devices):
-            verdicts = self.guard.check_run(devices[0], seqs, fingerprint)
-        if verdicts is None:
-            verdicts = [
-                check(d, seq, fingerprint(i))
-                for i, (d, seq) in enumerate(zip(devices, seqs, strict=True))
-            ]
-        for i, (device_id, seq, verdict) in enumerate(zip(devices, seqs, verdicts, strict=True)):
+        for i, verdict in enumerate(verdicts):
             if verdict is Verdict.NEW:
                 keep.append(i)
             elif verdict is Verdict.DUPLICATE:
                 result.duplicates += 1
             else:
-                result.rejections.append(
-                    Rejection(
-                        reason=Reason.REPLAYED_SEQUENCE,
-                        detail=f"seq {seq} of device {device_id!r} was already used "
-                        f"(highest seen is beyond the replay window)",
-                        transport=batch.transport,
-                        received_at=float(batch.received_at[i]),
-                        device_id=device_id,
-                        stream=batch.stream,
-                        seq=seq,
-                        payload=_payload(batch, i),
-                    )
-                )
-        if len(keep) == len(batch):
-            return batch
+                result.rejections.append(_replayed(batch, i, self.guard.window))
         if not keep:
             return None
-        return batch.take(np.array(keep, dtype=np.intp))
+        kept = replace(batch, fingerprints=prints)
+        return kept if len(keep) == len(batch) else kept.take(np.array(keep, dtype=np.intp))
+
+    def _verdicts(self, batch: ReadingBatch, prints: IntArray) -> list[Verdict]:
+        """The guard's verdict on each reading, device by device (a body is one device's)."""
+        devices = batch.device_ids
+        if devices and devices.count(devices[0]) == len(devices):
+            return self.guard.judge(devices[0], batch.seq, prints)
+        rows: dict[str, list[int]] = {}
+        for i, device_id in enumerate(devices):
+            rows.setdefault(device_id, []).append(i)
+        verdicts = [Verdict.NEW] * len(devices)
+        for device_id, index in rows.items():
+            idx = np.array(index, dtype=np.intp)
+            for i, verdict in zip(
+                index, self.guard.judge(device_id, batch.seq[idx], prints[idx]), strict=True
+            ):
+                verdicts[i] = verdict
+        return verdicts
 
     def _publish(self, result: IngestResult, *, authenticated: bool) -> None:
         events: list[Event] = list(result.batches)
@@ -198,8 +200,21 @@ class IngestService:
             METRICS.duplicates.inc(result.duplicates)
 
 
-def _frozen(value: object) -> object:
-    return tuple(value) if isinstance(value, list) else value
+def _replayed(batch: ReadingBatch, i: int, window: int) -> Rejection:
+    """The refusal of reading ``i`` as a replay: names the field and the rule, no value."""
+    return Rejection(
+        reason=Reason.REPLAYED_SEQUENCE,
+        detail=(
+            "seq: already used by this device with other content, or more than the replay "
+            f"window ({window}) below the highest it has sent and not in its last body"
+        ),
+        transport=batch.transport,
+        received_at=float(batch.received_at[i]),
+        device_id=batch.device_ids[i],
+        stream=batch.stream,
+        seq=int(batch.seq[i]),
+        payload=_payload(batch, i),
+    )
 
 
 def _payload(batch: ReadingBatch, i: int) -> bytes:

@@ -236,6 +236,7 @@ class PrivacyGateway:
             cells=cells,
             transport=batch.transport,
             positions=self._positions(batch, stream),
+            fingerprints=batch.fingerprints,
         )
 
     @staticmethod

@@ -17,12 +17,12 @@ from civicguard.ingest.model import ReadingBatch
 from civicguard.store import schema
 
 #: The columns a reading is written with, in the order of the tuples below.
-COLUMNS = ("device_id", "stream", "seq", "ts", "received_at", "cell", "payload")
-ReadingRow = tuple[str, str, int, float, float, str, str]
+COLUMNS = ("device_id", "stream", "seq", "ts", "received_at", "cell", "payload", "fingerprint")
+ReadingRow = tuple[str, str, int, float, float, str, str, int | None]
 
 _SQLITE_INSERT = (
-    "INSERT INTO readings (device_id, stream, seq, ts, received_at, cell, payload) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING"
+    "INSERT INTO readings (device_id, stream, seq, ts, received_at, cell, payload, fingerprint) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING"
 )
 # One staging table per session, emptied at every commit; the COPY lands there because COPY
 # itself cannot skip rows that conflict with stored ones.
@@ -30,17 +30,18 @@ _PG_STAGING = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS readings_staging ("
     "device_id text NOT NULL, stream text NOT NULL, seq bigint NOT NULL, "
     "ts double precision NOT NULL, received_at double precision NOT NULL, "
-    "cell text NOT NULL, payload text NOT NULL) ON COMMIT DELETE ROWS"
+    "cell text NOT NULL, payload text NOT NULL, fingerprint bigint) ON COMMIT DELETE ROWS"
 )
 _PG_COPY = (
-    "COPY readings_staging (device_id, stream, seq, ts, received_at, cell, payload) "
+    "COPY readings_staging (device_id, stream, seq, ts, received_at, cell, payload, fingerprint) "
     "FROM STDIN (FORMAT BINARY)"
 )
 # Binary COPY skips number formatting and parsing on both ends; types follow COLUMNS.
-_PG_COPY_TYPES = ("text", "text", "int8", "float8", "float8", "text", "text")
+_PG_COPY_TYPES = ("text", "text", "int8", "float8", "float8", "text", "text", "int8")
 _PG_MERGE = (
-    "INSERT INTO readings (device_id, stream, seq, ts, received_at, cell, payload) "
-    "SELECT device_id, stream, seq, ts, received_at, cell, payload FROM readings_staging "
+    "INSERT INTO readings (device_id, stream, seq, ts, received_at, cell, payload, fingerprint) "
+    "SELECT device_id, stream, seq, ts, received_at, cell, payload, fingerprint "
+    "FROM readings_staging "
     "ON CONFLICT (device_id, seq) DO NOTHING"
 )
 
@@ -52,14 +53,18 @@ def reading_rows(batch: ReadingBatch) -> list[ReadingRow]:
     values = batch.values.tolist()
     text_items = list(batch.text.items())
     stream = batch.stream
+    prints: list[int | None] = (
+        [None] * len(batch) if batch.fingerprints is None else batch.fingerprints.tolist()
+    )
     rows: list[ReadingRow] = []
-    for i, (device_id, seq, ts, received, cell) in enumerate(
+    for i, (device_id, seq, ts, received, cell, fingerprint) in enumerate(
         zip(
             batch.device_ids,
             batch.seq.tolist(),
             batch.ts.tolist(),
             batch.received_at.tolist(),
             batch.cells,
+            prints,
             strict=True,
         )
     ):
@@ -68,7 +73,8 @@ def reading_rows(batch: ReadingBatch) -> list[ReadingRow]:
         }
         for name, col in text_items:
             payload[name] = col[i]
-        rows.append((device_id, stream, seq, ts, received, cell, orjson.dumps(payload).decode()))
+        text = orjson.dumps(payload).decode()
+        rows.append((device_id, stream, seq, ts, received, cell, text, fingerprint))
     return rows
 
 

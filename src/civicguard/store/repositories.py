@@ -134,7 +134,9 @@ class ReadingRepository:
     ) -> list[dict[str, Any]]:
         """Readings matching every filter given, newest first."""
         t = schema.readings
-        q = select(t).order_by(t.c.ts.desc(), t.c.id.desc()).limit(limit)
+        # The fingerprint is the sequence guard's, not part of what a reading says.
+        shown = [c for c in t.c if c.name != "fingerprint"]
+        q = select(*shown).order_by(t.c.ts.desc(), t.c.id.desc()).limit(limit)
         if stream is not None:
             q = q.where(t.c.stream == stream)
         if device_id is not None:
@@ -171,6 +173,36 @@ class ReadingRepository:
         with self._engine.connect() as conn:
             rows = conn.execute(select(t.c.device_id, func.max(t.c.seq)).group_by(t.c.device_id))
             return {device: int(seq) for device, seq in rows}
+
+    def recall(
+        self, device_id: str, window: int, limit: int
+    ) -> list[tuple[int, int | None, float]]:
+        """What the sequence guard remembered of ``device_id``: its stored readings from the top.
+
+        Rows (seq, fingerprint, received_at), highest first: the ``window`` numbers behind the
+        highest stored and the readings received with it (its body, all stamped with one
+        ``received_at``), at most ``limit`` rows. One or two index range scans on the unique
+        (device_id, seq), once per device and process; the longer only when the last body
+        reaches below the window.
+        """
+        t = schema.readings
+        q = (
+            select(t.c.seq, t.c.fingerprint, t.c.received_at)
+            .where(t.c.device_id == device_id)
+            .order_by(t.c.seq.desc())
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(q.limit(window + 1)).all()
+            if len(rows) == window + 1 and rows[-1][2] == rows[0][2]:
+                rows = conn.execute(q.limit(limit)).all()
+        if not rows:
+            return []
+        high, stamp = int(rows[0][0]), float(rows[0][2])
+        return [
+            (int(seq), None if fp is None else int(fp), float(at))
+            for seq, fp, at in rows
+            if seq > high - window or at == stamp
+        ]
 
 
 class DeadLetterRepository:

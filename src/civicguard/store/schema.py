@@ -64,6 +64,10 @@ readings = Table(
     Column("cell", String(16), nullable=False),
     # The reading's fields after the privacy gateway, as JSON text.
     Column("payload", Text, nullable=False),
+    # Keyed digest of the raw reading (ingest.sequence.Fingerprinter): a resend of this seq
+    # with the same content is a retransmission, with other content a replay. NULL: stored
+    # before fingerprints were.
+    Column("fingerprint", BigInteger, nullable=True),
     UniqueConstraint("device_id", "seq"),
     # Two indexes only: every extra one costs a third of the write rate (ADR 0004). Place
     # queries narrow by stream and time first; retention sweeps go stream by stream.
