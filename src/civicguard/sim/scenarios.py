@@ -48,6 +48,18 @@ SCRIPT: dict[ScenarioKind, tuple[tuple[str, ...], float]] = {
     ScenarioKind.RESTRICTED_ENTRY: (("access.door",), 5.0),
     ScenarioKind.CROWD_BUILD_UP: (("crowd.counter",), 1800.0),
 }
+#: Per kind whose harm one family of detectors is there to see: the detectors whose alerts
+#: count as detecting it. A kind not listed here alters values, which several detectors
+#: judge (bands, rates of change, anomalies, rules): any alert on its device counts.
+DETECTED_BY: dict[ScenarioKind, frozenset[str]] = {
+    ScenarioKind.DOOR_FORCED_AFTER_HOURS: frozenset({"rules", "restricted_zone"}),
+    ScenarioKind.MESSAGE_FLOOD: frozenset({"flood"}),
+    ScenarioKind.DEVICE_SILENT: frozenset({"silence"}),
+    ScenarioKind.REPLAYED_MESSAGE: frozenset({"replay"}),
+    ScenarioKind.DOOR_HELD_OPEN: frozenset({"door_held_open"}),
+    ScenarioKind.RESTRICTED_ENTRY: frozenset({"restricted_zone"}),
+    ScenarioKind.CROWD_BUILD_UP: frozenset({"surge_forecast", "crowd_capacity"}),
+}
 #: Scenarios the demo's schedule leaves out: a held door needs longer than a short demo, an
 #: entry after hours needs the night, a build-up takes many minutes.
 SCRIPTED_ONLY = frozenset(
