@@ -110,10 +110,13 @@ class _Run:
                 proc.terminate(timeout=20)
 
 
-def _wait_half(fleet: Fleet, total: int) -> None:
-    """Wait until half the readings are acknowledged (or the fleet stopped): mid-stream."""
-    while fleet.ledger.count() < total // 2 and not fleet.done():
-        time.sleep(0.01)
+def _start_and_wait_half(fleet: Fleet, settings: FaultSettings) -> None:
+    """Start the fleet and return the moment half its readings are acknowledged: the fault
+    comes right after an answer, while what was just acknowledged may still be on its way."""
+    half = fleet.ledger.watch(settings.readings // 2)
+    fleet.start(settings.readings, settings.send_limit_s)
+    while not half.wait(0.05) and not fleet.done():
+        pass
 
 
 def _recovery(fleet: Fleet, database: str | Path, cleared: float) -> float | None:
@@ -315,8 +318,7 @@ def embedded_row(fault: str, base: Path, settings: FaultSettings) -> Row:
         run.procs["serve"] = start_serve(env, logs)
         wait_ready(url, run.procs["serve"])
         fleet = Fleet(url, secrets, batch=settings.batch)
-        fleet.start(settings.readings, settings.send_limit_s)
-        _wait_half(fleet, settings.readings)
+        _start_and_wait_half(fleet, settings)
 
         cleared = _inject_embedded(
             fault, run, disk, data_dir, settings, lambda: start_serve(env, logs), url
@@ -399,8 +401,7 @@ def city_row(fault: str, base: Path, settings: FaultSettings) -> Row:
         if dead:
             return Row(fault, None, None, f"{', '.join(dead)} exited at start")
         fleet = Fleet(url, secrets, batch=settings.batch)
-        fleet.start(settings.readings, settings.send_limit_s)
-        _wait_half(fleet, settings.readings)
+        _start_and_wait_half(fleet, settings)
         cleared = _inject_city(fault, run, nats, proxy, settings, serve_env, worker_env, url)
         row = _finish(fault, fleet, database, cleared, run, settings)
         if fault == CITY_DB_OUTAGE:
@@ -427,9 +428,10 @@ def run_row(fault: str, base: Path, settings: FaultSettings) -> Row:
 def table(rows: list[Row]) -> Table:
     """The rows as the bench prints them."""
     out = Table(title="Faults: readings acknowledged (2xx) against readings stored")
-    for column in ("fault", "acknowledged", "stored", "lost", "duplicated", "recovery (s)"):
-        out.add_column(column, justify="left" if column == "fault" else "right")
-    out.add_column("note")
+    out.add_column("fault", no_wrap=True)
+    for column in ("acknowledged", "stored", "lost", "duplicated", "recovery (s)"):
+        out.add_column(column, justify="right", no_wrap=True)
+    out.add_column("note", overflow="fold")
     for row in rows:
         t = row.tally
         figures = (

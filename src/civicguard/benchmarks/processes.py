@@ -171,6 +171,9 @@ class Ledger:
     statuses: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    #: (count, event) pairs: each event is set once that many readings were acknowledged.
+    watches: list[tuple[int, threading.Event]] = field(default_factory=list)
+
     def record(self, status: str, pairs: list[Pair] | None = None) -> None:
         """Count an answer; with ``pairs``, the readings it acknowledged."""
         with self.lock:
@@ -178,6 +181,18 @@ class Ledger:
             if pairs is not None:
                 self.acked.update(pairs)
                 self.answers.append((time.monotonic(), pairs))
+                for count, event in self.watches:
+                    if len(self.acked) >= count:
+                        event.set()
+
+    def watch(self, count: int) -> threading.Event:
+        """An event set the moment ``count`` readings have been acknowledged."""
+        event = threading.Event()
+        with self.lock:
+            self.watches.append((count, event))
+            if len(self.acked) >= count:
+                event.set()
+        return event
 
     def count(self) -> int:
         """Readings acknowledged so far."""
@@ -226,42 +241,43 @@ class Fleet:
         self.ledger = Ledger()
         self.next_seq = dict.fromkeys(self.secrets, 1)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self, total: int, deadline_s: float) -> None:
-        """Send ``total`` readings in all (spread over the devices) in a background thread."""
-        self._thread = threading.Thread(
-            target=self._run, args=(total, time.monotonic() + deadline_s), daemon=True
-        )
-        self._thread.start()
+        """Send ``total`` readings in all, each device from a thread of its own (devices do
+        not wait for one another)."""
+        per_device = -(-total // len(self.secrets))
+        deadline = time.monotonic() + deadline_s
+        self._threads = [
+            threading.Thread(target=self._run, args=(d, per_device, deadline), daemon=True)
+            for d in self.secrets
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
-        """Stop sending (the body in flight is finished or abandoned)."""
+        """Stop sending (the bodies in flight are finished or abandoned)."""
         self._stop.set()
         self.join()
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the sender to finish."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Wait for every device to finish (at most ``timeout`` s in all)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            thread.join(left)
 
     def done(self) -> bool:
-        """True once the sender has stopped."""
-        return self._thread is None or not self._thread.is_alive()
+        """True once every device has stopped."""
+        return not any(t.is_alive() for t in self._threads)
 
-    def _run(self, total: int, deadline: float) -> None:
-        per_device = -(-total // len(self.secrets))
-        devices = list(self.secrets)
+    def _run(self, device: str, per_device: int, deadline: float) -> None:
         with httpx.Client(timeout=30.0) as client:
             while not self._stop.is_set() and time.monotonic() < deadline:
-                pending = [d for d in devices if self.next_seq[d] <= per_device]
-                if not pending:
+                if self.next_seq[device] > per_device:
                     return
-                for device in pending:
-                    if self._stop.is_set() or time.monotonic() >= deadline:
-                        return
-                    count = min(self.batch, per_device - self.next_seq[device] + 1)
-                    self._send_until_answered(client, device, count, deadline)
+                count = min(self.batch, per_device - self.next_seq[device] + 1)
+                self._send_until_answered(client, device, count, deadline)
 
     def _send_until_answered(
         self, client: httpx.Client, device: str, count: int, deadline: float
