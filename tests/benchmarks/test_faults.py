@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from civicguard.benchmarks.faults import SERVE_KILL, FaultSettings, Row, embedded_row, table
-from civicguard.benchmarks.processes import TcpProxy, Tally, acknowledged, tally
-from tests.services import free_port
+from civicguard.benchmarks.processes import Tally, TcpProxy, acknowledged, tally
 
 
 def test_lost_and_duplicated_on_a_hand_made_case() -> None:
@@ -42,13 +41,18 @@ def _echo_server() -> tuple[socket.socket, int]:
     listener.bind(("127.0.0.1", 0))
     listener.listen()
 
+    def echo(conn: socket.socket) -> None:
+        with conn:
+            while data := conn.recv(99):
+                conn.sendall(data)
+
     def serve() -> None:
         while True:
             try:
                 conn, _ = listener.accept()
             except OSError:
                 return
-            threading.Thread(target=lambda c=conn: [c.sendall(d) for d in iter(lambda: c.recv(99), b"")], daemon=True).start()  # fmt: skip
+            threading.Thread(target=echo, args=(conn,), daemon=True).start()
 
     threading.Thread(target=serve, daemon=True).start()
     return listener, int(listener.getsockname()[1])
