@@ -85,7 +85,10 @@ class FaultSettings:
     #: The longest a row may send for (the fleet gives up on what is unanswered by then).
     send_limit_s: float = 300.0
     #: The longest the count may take to settle after sending.
-    settle_s: float = 120.0
+    settle_s: float = 180.0
+    #: The count has settled when it has not moved for this long (a slow pipeline stores
+    #: in steps; stopping it while it still works would count its backlog as lost).
+    quiet_s: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +148,11 @@ def _finish(
     fleet.join(settings.send_limit_s)
     fleet.stop()
     acked = fleet.ledger.acked
-    settle(lambda: len(stored_pairs(database)), want=len(acked), timeout_s=settings.settle_s)
+
+    def count() -> int:
+        return len(stored_pairs(database))
+
+    settle(count, want=len(acked), quiet_s=settings.quiet_s, timeout_s=settings.settle_s)
     run.stop_all()
     note = "" if fleet.ledger.count() else "nothing acknowledged"
     return Row(fault, tally(acked, stored_pairs(database)), recovery, note)
@@ -176,17 +183,11 @@ def small_tmpfs(path: Path, size_mb: int) -> Iterator[Path]:
 def fill(path: Path) -> Path:
     """Write a file at ``path`` until its disk is full; the file (delete it to free space)."""
     chunk = b"\0" * (1 << 20)
-    with path.open("wb") as out:
-        try:
-            while True:
-                out.write(chunk)
-                out.flush()
-        except OSError:
-            pass
-        with contextlib.suppress(OSError):
-            while True:  # the last partial MiB
-                out.write(b"\0" * 4096)
-                out.flush()
+    with path.open("wb", buffering=0) as out:
+        for size in (len(chunk), 4096, 1):
+            with contextlib.suppress(OSError):
+                while out.write(chunk[:size]):
+                    pass
     return path
 
 
@@ -219,7 +220,12 @@ class Ext4Image:
         return Path(out.stdout.strip()).name
 
     def make_read_only(self) -> None:
-        """Turn the mounted file system read-only under whoever has files open on it."""
+        """Turn the mounted file system read-only under whoever has files open on it.
+
+        What was written before is flushed first, so that the fault is the disk turning
+        read-only and not also the loss of what the page cache held.
+        """
+        os.sync()
         trigger = Path("/sys/fs/ext4") / self.device() / "trigger_fs_error"
         trigger.write_text("bench faults: disk made read-only\n")
 
