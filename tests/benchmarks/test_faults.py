@@ -82,13 +82,14 @@ def test_the_proxy_relays_then_cuts_and_refuses_then_relays_again() -> None:
 def test_one_small_embedded_row_kill_9_of_serve(tmp_path: Path) -> None:
     """The harness for real, small: serve killed mid-stream, restarted, every figure counted."""
     settings = FaultSettings(
-        readings=400, batch=50, devices=2, send_limit_s=120, settle_s=30, quiet_s=3
+        readings=400, batch=50, devices=1, send_limit_s=120, settle_s=30, quiet_s=3
     )
     row = embedded_row(SERVE_KILL, tmp_path, settings)
     assert row.tally is not None, row.note
     t = row.tally
-    # Half the readings were acknowledged before the kill; the devices then sent the rest.
-    assert settings.readings // 2 <= t.acknowledged <= settings.readings
+    # Half the readings were acknowledged before the kill; the devices then sent the rest,
+    # and the probe device one more.
+    assert settings.readings // 2 <= t.acknowledged <= settings.readings + 1
     # What the table says is stored is what the database holds, counted here on our own.
     with sqlite3.connect(tmp_path / "data" / "civicguard.db") as db:
         rows = db.execute("SELECT count(*), count(DISTINCT device_id || '/' || seq) FROM readings")

@@ -9,8 +9,9 @@ one fault mid-stream, clears it, lets everything settle and counts what the data
 * stored: rows of readings in the database;
 * lost: acknowledged and not stored;
 * duplicated: rows beyond the first of one (device, seq);
-* recovery: from the fault's clearing (process restarted, server back, disk writable again)
-  until the first reading acknowledged after it is in the database.
+* recovery: from the fault's clearing (process killed and restarted at once, server back,
+  disk writable again) until a reading that a probe device sends from then on, again and
+  again until it is answered 2xx, is in the database.
 
 The goal is 0 lost and 0 duplicated in every row. The read-only disk is a loop-mounted ext4
 image turned read-only under the running process through ext4's own error path
@@ -123,15 +124,11 @@ def _start_and_wait_half(fleet: Fleet, settings: FaultSettings) -> None:
 
 
 def _recovery(fleet: Fleet, database: str | Path, cleared: float) -> float | None:
-    """Seconds from ``cleared`` until the first reading acknowledged after it is stored."""
-    deadline = time.monotonic() + 120
-    first = fleet.ledger.first_answer_after(cleared)
-    while first is None and time.monotonic() < deadline and not fleet.done():
-        time.sleep(0.05)
-        first = fleet.ledger.first_answer_after(cleared)
-    if first is None:
+    """Seconds from ``cleared`` until a reading the probe device sent after it is stored."""
+    pairs = fleet.send_probe(within_s=120.0)
+    if not pairs:
         return None
-    stored_at = wait_stored(database, first[1], timeout_s=max(deadline - time.monotonic(), 1))
+    stored_at = wait_stored(database, pairs, timeout_s=120.0)
     return None if stored_at is None else stored_at - cleared
 
 
@@ -143,7 +140,7 @@ def _finish(
     run: _Run,
     settings: FaultSettings,
 ) -> Row:
-    """Let the sending end, measure recovery, settle, stop everything and count."""
+    """Measure recovery, let the sending end, settle, stop everything and count."""
     recovery = _recovery(fleet, database, cleared)
     fleet.join(settings.send_limit_s)
     fleet.stop()
@@ -161,8 +158,11 @@ def _finish(
 # --- Embedded mode ------------------------------------------------------------------------
 
 
-def _provision_fleet(env: dict[str, str], devices: int, prefix: str = "tank") -> dict[str, str]:
-    return {f"{prefix}-{i}": provision(env, f"{prefix}-{i}") for i in range(devices)}
+def _fleet(env: dict[str, str], url: str, settings: FaultSettings) -> Fleet:
+    """The row's devices and its probe, provisioned with the command line."""
+    secrets = {f"tank-{i}": provision(env, f"tank-{i}") for i in range(settings.devices)}
+    probe = ("probe-0", provision(env, "probe-0"))
+    return Fleet(url, secrets, batch=settings.batch, probe=probe)
 
 
 def _run(args: list[str]) -> None:
@@ -320,10 +320,9 @@ def embedded_row(fault: str, base: Path, settings: FaultSettings) -> Row:
         url = f"http://127.0.0.1:{port}"
         env = platform_env(data_dir, port=port)
         database = data_dir / "civicguard.db"
-        secrets = _provision_fleet(env, settings.devices)
+        fleet = _fleet(env, url, settings)
         run.procs["serve"] = start_serve(env, logs)
         wait_ready(url, run.procs["serve"])
-        fleet = Fleet(url, secrets, batch=settings.batch)
         _start_and_wait_half(fleet, settings)
 
         cleared = _inject_embedded(
@@ -397,7 +396,7 @@ def city_row(fault: str, base: Path, settings: FaultSettings) -> Row:
         serve_env = platform_env(data_dir, port=port, database_url=database, **common)
         through_proxy = with_port(database, proxy.port)
         worker_env = platform_env(data_dir, database_url=through_proxy, **common)
-        secrets = _provision_fleet(serve_env, settings.devices)
+        fleet = _fleet(serve_env, url, settings)
         run.procs["serve"] = start_serve(serve_env, logs)
         wait_ready(url, run.procs["serve"])
         for i in range(PARTITIONS):
@@ -406,7 +405,6 @@ def city_row(fault: str, base: Path, settings: FaultSettings) -> Row:
         dead = [p.name for p in run.procs.values() if not p.alive()]
         if dead:
             return Row(fault, None, None, f"{', '.join(dead)} exited at start")
-        fleet = Fleet(url, secrets, batch=settings.batch)
         _start_and_wait_half(fleet, settings)
         cleared = _inject_city(fault, run, nats, proxy, settings, serve_env, worker_env, url)
         row = _finish(fault, fleet, database, cleared, run, settings)

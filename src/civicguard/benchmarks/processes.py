@@ -232,14 +232,25 @@ class Fleet:
     it is, and only then does the device move on to its next readings."""
 
     def __init__(
-        self, url: str, secrets: Mapping[str, str], *, batch: int, retry_s: float = 0.2
+        self,
+        url: str,
+        secrets: Mapping[str, str],
+        *,
+        batch: int,
+        retry_s: float = 0.2,
+        probe: tuple[str, str] | None = None,
     ) -> None:
+        """``secrets`` by device id; ``probe`` (id, secret): a device kept apart, which sends
+        one reading when asked (:meth:`send_probe`) to see the platform take readings again."""
         self.url = url
         self.secrets = dict(secrets)
         self.batch = batch
         self.retry_s = retry_s
+        self.probe = probe
         self.ledger = Ledger()
         self.next_seq = dict.fromkeys(self.secrets, 1)
+        if probe is not None:
+            self.next_seq[probe[0]] = 1
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -279,13 +290,29 @@ class Fleet:
                 count = min(self.batch, per_device - self.next_seq[device] + 1)
                 self._send_until_answered(client, device, count, deadline)
 
+    def send_probe(self, within_s: float = 120.0) -> list[Pair]:
+        """One reading of the probe device, sent until answered 2xx; what was acknowledged
+        (empty if nothing was within ``within_s``)."""
+        if self.probe is None:
+            raise ValueError("this fleet has no probe device")
+        device = self.probe[0]
+        before = self.next_seq[device]
+        with httpx.Client(timeout=30.0) as client:
+            self._send_until_answered(client, device, 1, time.monotonic() + within_s)
+        return [(device, before)] if self.next_seq[device] > before else []
+
+    def _secret(self, device: str) -> str:
+        if self.probe is not None and device == self.probe[0]:
+            return self.probe[1]
+        return self.secrets[device]
+
     def _send_until_answered(
         self, client: httpx.Client, device: str, count: int, deadline: float
     ) -> None:
         first = self.next_seq[device]
         payload = body(device, first, count, time.time())
         headers = {
-            "Authorization": f"Bearer {self.secrets[device]}",
+            "Authorization": f"Bearer {self._secret(device)}",
             "Content-Type": "application/json",
         }
         while not self._stop.is_set() and time.monotonic() < deadline:
