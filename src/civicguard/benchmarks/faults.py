@@ -13,13 +13,17 @@ one fault mid-stream, clears it, lets everything settle and counts what the data
   disk writable again) until a reading that a probe device sends from then on, again and
   again until it is answered 2xx, is in the database.
 
-The goal is 0 lost and 0 duplicated in every row. The read-only disk is a loop-mounted ext4
-image turned read-only under the running process through ext4's own error path
-(``/sys/fs/ext4/<dev>/trigger_fs_error`` with ``errors=remount-ro``: a mount point that has
-files open for writing cannot be remounted read-only by hand); it is repaired by stopping
-``serve``, unmounting, ``e2fsck`` and mounting again. The full disk is a small tmpfs filled by
-a file of ours, deleted to clear the fault. Both need root, and are skipped with the reason
-otherwise.
+At city scale every civicguard process (``serve`` and the workers) reaches PostgreSQL through
+a TCP proxy of the harness's own, which the outage row closes (refusing new connections and
+cutting open ones) for ``--db-outage`` seconds; the harness counts through a connection of its
+own, straight to PostgreSQL. The goal is 0 lost and 0 duplicated in every row.
+
+The read-only disk is a loop-mounted ext4 image turned read-only under the running process
+through ext4's own error path (``/sys/fs/ext4/<dev>/trigger_fs_error`` with
+``errors=remount-ro``, after a ``sync``: a mount point that has files open for writing cannot be
+remounted read-only by hand); it is repaired by stopping ``serve``, unmounting, ``e2fsck`` and
+mounting again. The full disk is a small tmpfs filled by a file of ours, deleted to clear the
+fault. Both need root, and are skipped with the reason otherwise.
 """
 
 from __future__ import annotations
@@ -145,13 +149,18 @@ def _finish(
     fleet.join(settings.send_limit_s)
     fleet.stop()
     acked = fleet.ledger.acked
+    died = [
+        f"{p.name} exited ({p.popen.returncode}): {p.last_error()}"
+        for p in run.procs.values()
+        if not p.alive()
+    ]
 
     def count() -> int:
         return len(stored_pairs(database))
 
     settle(count, want=len(acked), quiet_s=settings.quiet_s, timeout_s=settings.settle_s)
     run.stop_all()
-    note = "" if fleet.ledger.count() else "nothing acknowledged"
+    note = "; ".join(died) if fleet.ledger.count() else "nothing acknowledged"
     return Row(fault, tally(acked, stored_pairs(database)), recovery, note)
 
 
@@ -393,8 +402,9 @@ def city_row(fault: str, base: Path, settings: FaultSettings) -> Row:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         data_dir = base / "data"
-        serve_env = platform_env(data_dir, port=port, database_url=database, **common)
+        # Every civicguard process reaches PostgreSQL through the proxy; the count goes direct.
         through_proxy = with_port(database, proxy.port)
+        serve_env = platform_env(data_dir, port=port, database_url=through_proxy, **common)
         worker_env = platform_env(data_dir, database_url=through_proxy, **common)
         fleet = _fleet(serve_env, url, settings)
         run.procs["serve"] = start_serve(serve_env, logs)

@@ -100,6 +100,13 @@ class Proc:
         except OSError:
             return ""
 
+    def last_error(self) -> str:
+        """The last line of its output that names an error (else its last line), unboxed."""
+        lines = [ln.strip(" │╭╰─╮╯┃") for ln in self.tail(20_000).splitlines()]
+        lines = [ln for ln in lines if ln]
+        errors = [ln for ln in lines if "Error" in ln or "error" in ln]
+        return (errors or lines or [""])[-1][:240]
+
 
 def launch(name: str, args: list[str], env: Mapping[str, str], log_dir: Path) -> Proc:
     """Start ``args`` with ``env``, stdout and stderr appended to ``log_dir/name.log``."""
@@ -128,14 +135,14 @@ def wait_ready(url: str, proc: Proc, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not proc.alive():
-            raise RuntimeError(f"{proc.name} exited ({proc.popen.returncode}): {proc.tail()}")
+            raise RuntimeError(f"{proc.name} exited ({proc.popen.returncode}): {proc.last_error()}")
         try:
             if httpx.get(f"{url}/api/v1/health", timeout=1.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"{proc.name} not ready after {timeout:.0f} s: {proc.tail()}")
+    raise RuntimeError(f"{proc.name} not ready after {timeout:.0f} s: {proc.last_error()}")
 
 
 _SECRET = re.compile(r"secret \(.*?\):\s*(\S+)")
