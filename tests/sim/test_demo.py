@@ -82,6 +82,18 @@ def test_only_the_detectors_a_scenario_is_about_detect_it() -> None:
     assert false == [band]
 
 
+def test_a_silence_alert_does_not_detect_an_attack_on_the_values() -> None:
+    """A substation under attack that a lagging pipeline calls silent was not detected."""
+    records = [_record("s", 100.0, 120.0, ScenarioKind.SUBSTATION_ATTACK)]
+    silence = {"device_id": "s", "detector": "silence", "created_at": 101.0}
+    band = {"device_id": "s", "detector": "normal_band", "created_at": 102.0}
+    outcomes, false = score(records, [silence])
+    assert [o.detected for o in outcomes] == [False]
+    outcomes, false = score(records, [silence, band])
+    assert outcomes[0].first_alert == band
+    assert false == [silence]
+
+
 @dataclass
 class DemoRun:
     """A ``civicguard demo`` subprocess, its data dir and URL; its output once it has ended."""

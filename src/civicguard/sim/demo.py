@@ -47,7 +47,7 @@ class ScenarioOutcome:
 
 def explains(record: ScenarioRecord, alert: dict[str, Any]) -> bool:
     """True if ``alert`` is on ``record``'s device, from its injection until ``AFTER_S`` past
-    its end, and (where the scenario's kind names its detectors) raised by one of those."""
+    its end, and raised by a detector the scenario's kind is about."""
     if record.started_at is None or alert.get("device_id") != record.plan.device_id:
         return False
     detectors = DETECTED_BY.get(record.plan.kind)

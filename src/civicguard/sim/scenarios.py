@@ -48,10 +48,17 @@ SCRIPT: dict[ScenarioKind, tuple[tuple[str, ...], float]] = {
     ScenarioKind.RESTRICTED_ENTRY: (("access.door",), 5.0),
     ScenarioKind.CROWD_BUILD_UP: (("crowd.counter",), 1800.0),
 }
-#: Per kind whose harm one family of detectors is there to see: the detectors whose alerts
-#: count as detecting it. A kind not listed here alters values, which several detectors
-#: judge (bands, rates of change, anomalies, rules): any alert on its device counts.
+#: Detectors that judge a reading's values: its band, its rate of change, its anomaly against
+#: the stream's history or pattern, the catalog's rules.
+VALUE_DETECTORS = frozenset(
+    {"normal_band", "rate_of_change", "streaming_anomaly", "pattern_anomaly", "rules"}
+)
+#: Per kind, the detectors whose alerts count as detecting it. A silence or flood alert on a
+#: substation under attack is not a detection of the attack: it says something else happened.
 DETECTED_BY: dict[ScenarioKind, frozenset[str]] = {
+    ScenarioKind.SUBSTATION_ATTACK: VALUE_DETECTORS,
+    ScenarioKind.TANK_SPOOFING: VALUE_DETECTORS,
+    ScenarioKind.CROWD_SURGE: VALUE_DETECTORS | {"crowd_capacity", "surge_forecast"},
     ScenarioKind.DOOR_FORCED_AFTER_HOURS: frozenset({"rules", "restricted_zone"}),
     ScenarioKind.MESSAGE_FLOOD: frozenset({"flood"}),
     ScenarioKind.DEVICE_SILENT: frozenset({"silence"}),
