@@ -140,11 +140,17 @@ def _finish(
     fault: str,
     fleet: Fleet,
     database: str | Path,
-    cleared: float,
+    window: tuple[float, float],
     run: _Run,
     settings: FaultSettings,
 ) -> Row:
-    """Measure recovery, let the sending end, settle, stop everything and count."""
+    """Measure recovery, let the sending end, settle, stop everything and count.
+
+    ``window``: monotonic times the fault began and cleared. Readings acknowledged within it
+    are named in the note: a full or read-only disk should answer 503, not 202.
+    """
+    began, cleared = window
+    during = sum(len(p) for t, p in fleet.ledger.answers_between(began, cleared))
     recovery = _recovery(fleet, database, cleared)
     fleet.join(settings.send_limit_s)
     fleet.stop()
@@ -160,7 +166,8 @@ def _finish(
 
     settle(count, want=len(acked), quiet_s=settings.quiet_s, timeout_s=settings.settle_s)
     run.stop_all()
-    note = "; ".join(died) if fleet.ledger.count() else "nothing acknowledged"
+    notes = [f"{during:,} acknowledged during the fault"] if during else []
+    note = "; ".join(notes + died) if fleet.ledger.count() else "nothing acknowledged"
     return Row(fault, tally(acked, stored_pairs(database)), recovery, note)
 
 
@@ -334,10 +341,11 @@ def embedded_row(fault: str, base: Path, settings: FaultSettings) -> Row:
         wait_ready(url, run.procs["serve"])
         _start_and_wait_half(fleet, settings)
 
+        began = time.monotonic()
         cleared = _inject_embedded(
             fault, run, disk, data_dir, settings, lambda: start_serve(env, logs), url
         )
-        return _finish(fault, fleet, database, cleared, run, settings)
+        return _finish(fault, fleet, database, (began, cleared), run, settings)
     raise AssertionError("unreachable")
 
 
@@ -416,8 +424,9 @@ def city_row(fault: str, base: Path, settings: FaultSettings) -> Row:
         if dead:
             return Row(fault, None, None, f"{', '.join(dead)} exited at start")
         _start_and_wait_half(fleet, settings)
+        began = time.monotonic()
         cleared = _inject_city(fault, run, nats, proxy, settings, serve_env, worker_env, url)
-        row = _finish(fault, fleet, database, cleared, run, settings)
+        row = _finish(fault, fleet, database, (began, cleared), run, settings)
         if fault == CITY_DB_OUTAGE:
             row = Row(f"{fault} {settings.db_outage_s:g} s", row.tally, row.recovery_s, row.note)
         return row

@@ -206,10 +206,10 @@ class Ledger:
         with self.lock:
             return len(self.acked)
 
-    def first_answer_after(self, moment: float) -> tuple[float, list[Pair]] | None:
-        """The first 2xx answer (time, acknowledged readings) after monotonic ``moment``."""
+    def answers_between(self, start: float, end: float) -> list[tuple[float, list[Pair]]]:
+        """The 2xx answers (time, acknowledged readings) from monotonic ``start`` to ``end``."""
         with self.lock:
-            return next(((t, p) for t, p in self.answers if t >= moment and p), None)
+            return [(t, p) for t, p in self.answers if start <= t <= end]
 
 
 def body(device_id: str, first_seq: int, count: int, now: float) -> bytes:
