@@ -3,7 +3,8 @@
 Each row starts its own platform (its own data dir; at city scale its own nats-server,
 PostgreSQL database and TCP proxy), provisions a small fleet with the command line, sends
 readings over HTTP as devices do (a body not answered 2xx is sent again, unchanged), injects
-one fault mid-stream, clears it, lets everything settle and counts what the database holds:
+one fault mid-stream, clears it, lets everything settle and counts what the database holds
+(a first row injects nothing, to show what the same run stores without a fault):
 
 * acknowledged: readings answered 2xx (and not listed as refused in the answer);
 * stored: rows of readings in the database;
@@ -62,6 +63,7 @@ from civicguard.benchmarks.processes import (
     with_port,
 )
 
+NO_FAULT = "no fault (control)"
 SERVE_KILL = "serve kill -9"
 SERVE_TERM = "serve SIGTERM"
 DISK_FULL = "SQLite disk full"
@@ -70,7 +72,7 @@ CITY_SERVE_KILL = "city: serve kill -9"
 CITY_WORKER_KILL = "city: worker kill -9"
 CITY_NATS_RESTART = "city: nats-server restart"
 CITY_DB_OUTAGE = "city: PostgreSQL unreachable"
-EMBEDDED_ROWS = (SERVE_KILL, SERVE_TERM, DISK_FULL, DISK_READ_ONLY)
+EMBEDDED_ROWS = (NO_FAULT, SERVE_KILL, SERVE_TERM, DISK_FULL, DISK_READ_ONLY)
 CITY_ROWS = (CITY_SERVE_KILL, CITY_WORKER_KILL, CITY_NATS_RESTART, CITY_DB_OUTAGE)
 ROWS = EMBEDDED_ROWS + CITY_ROWS
 PARTITIONS = 2
@@ -287,7 +289,9 @@ def _inject_embedded(
         run.procs["serve"] = restart()
         wait_ready(url, run.procs["serve"])
 
-    if fault == SERVE_KILL:
+    if fault == NO_FAULT:
+        cleared = time.monotonic()
+    elif fault == SERVE_KILL:
         run.procs["serve"].kill9()
         cleared = time.monotonic()
         restart_serve()
