@@ -96,6 +96,9 @@ class FaultSettings:
     #: The count has settled when it has not moved for this long (a slow pipeline stores
     #: in steps; stopping it while it still works would count its backlog as lost).
     quiet_s: float = 15.0
+    #: The same at city scale: longer than JetStream's ack wait (30 s), after which a message
+    #: taken and never acknowledged is delivered again.
+    city_quiet_s: float = 45.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +169,8 @@ def _finish(
     def count() -> int:
         return len(stored_pairs(database))
 
-    settle(count, want=len(acked), quiet_s=settings.quiet_s, timeout_s=settings.settle_s)
+    quiet = settings.quiet_s if fault in EMBEDDED_ROWS else settings.city_quiet_s
+    settle(count, want=len(acked), quiet_s=quiet, timeout_s=settings.settle_s)
     run.stop_all()
     notes = [f"{during:,} acknowledged during the fault"] if during else []
     note = "; ".join(notes + died) if fleet.ledger.count() else "nothing acknowledged"

@@ -104,7 +104,9 @@ class Proc:
         """The last line of its output that names an error (else its last line), unboxed."""
         lines = [ln.strip(" │╭╰─╮╯┃") for ln in self.tail(20_000).splitlines()]
         lines = [ln for ln in lines if ln]
-        errors = [ln for ln in lines if "Error" in ln or "error" in ln]
+        errors = [ln for ln in lines if "Error:" in ln or "error:" in ln] or [
+            ln for ln in lines if "rror" in ln and not ln.startswith("(Background")
+        ]
         return (errors or lines or [""])[-1][:240]
 
 
