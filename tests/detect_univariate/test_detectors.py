@@ -64,9 +64,10 @@ FACTORIES: list[Callable[[], UnivariateDetector]] = [
     young_resonance,
     Ensemble,
     Layered,
-    young_layered,
 ]
 IDS = [f.__name__ for f in FACTORIES]
+#: Causality also with a resonance young enough to speak within the drawn examples.
+CAUSAL = [*FACTORIES, young_layered]
 N = 2000
 INJECT_AT = 1500
 STEP_S = 300.0
@@ -95,7 +96,7 @@ def test_scores_are_in_unit_interval(factory: Callable[[], UnivariateDetector]) 
     assert np.all((scores >= 0.0) & (scores <= 1.0))
 
 
-@pytest.mark.parametrize("factory", FACTORIES, ids=IDS)
+@pytest.mark.parametrize("factory", CAUSAL, ids=[f.__name__ for f in CAUSAL])
 @settings(max_examples=15, deadline=None)
 @given(
     values=st.lists(
