@@ -262,8 +262,10 @@ class Ext4Image:
         self.attach()
 
     def remove(self) -> None:
-        """Unmount and delete the image."""
-        subprocess.run(["umount", str(self.mount)], check=False, capture_output=True, timeout=60)
+        """Unmount (lazily if something still holds it) and delete the image."""
+        done = subprocess.run(["umount", str(self.mount)], check=False, capture_output=True)
+        if done.returncode != 0:
+            subprocess.run(["umount", "-l", str(self.mount)], check=False, capture_output=True)
         self.image.unlink(missing_ok=True)
 
 
@@ -328,7 +330,6 @@ def embedded_row(fault: str, base: Path, settings: FaultSettings) -> Row:
     logs = base / "logs"
     run = _Run()
     with ExitStack() as stack:
-        stack.callback(run.stop_all)
         disk: Ext4Image | None = None
         if fault == DISK_FULL:
             data_dir = stack.enter_context(small_tmpfs(base / "disk", 96)) / "data"
@@ -339,6 +340,7 @@ def embedded_row(fault: str, base: Path, settings: FaultSettings) -> Row:
             data_dir = disk.mount / "data"
         else:
             data_dir = base / "data"
+        stack.callback(run.stop_all)  # before the disk goes (callbacks run last first)
         data_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         url = f"http://127.0.0.1:{port}"

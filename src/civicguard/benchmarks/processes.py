@@ -358,7 +358,9 @@ def stored_pairs(database: str | Path) -> list[Pair]:
         if not database.exists():
             return []
         uri = f"file:{database}?mode=ro"
-        with sqlite3.connect(uri, uri=True, timeout=30.0) as conn:
+        # closing(): a sqlite3 connection's own context manager commits but never closes,
+        # and an open file would keep the disk of the read-only row from being unmounted.
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30.0)) as conn:
             return [
                 (str(d), int(s)) for d, s in conn.execute("SELECT device_id, seq FROM readings")
             ]
