@@ -23,6 +23,14 @@ def unavailable(what: str, package: str) -> NoReturn:
     pytest.skip(message)
 
 
+def missing_data(message: str) -> NoReturn:
+    """Skip for a data file that is not in shared/data (fail instead under CI, where the
+    shared data is always laid beside the clone: a missing file there is a broken set-up)."""
+    if in_ci():
+        pytest.fail(message + "; CI requires it", pytrace=False)
+    pytest.skip(message)
+
+
 def require_binary(name: str, package: str) -> str:
     """The path of executable ``name``, or skip/fail naming ``package``."""
     for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):

@@ -411,6 +411,42 @@ def bench_fuzz(
         raise typer.Exit(1)
 
 
+@bench_app.command("faults")
+def bench_faults(
+    readings: Annotated[int, typer.Option(min=2, help="Readings each row sends.")] = 20_000,
+    batch: Annotated[int, typer.Option(min=1, help="Readings per HTTP body.")] = 1_000,
+    devices: Annotated[int, typer.Option(min=1, help="Devices sending.")] = 4,
+    db_outage: Annotated[
+        float, typer.Option("--db-outage", min=0.0, help="Seconds PostgreSQL is unreachable.")
+    ] = 60.0,
+    disk_fault: Annotated[
+        float, typer.Option(min=0.0, help="Seconds a disk stays full or read-only.")
+    ] = 5.0,
+    only: Annotated[
+        str, typer.Option(help="Play only rows whose name contains this (e.g. 'city', 'disk').")
+    ] = "",
+    workdir: Annotated[
+        Path | None, typer.Option(help="Folder for the rows' data and logs (default: a temp dir).")
+    ] = None,
+) -> None:
+    """Kill, stop and starve real processes mid-stream; print what was acknowledged and lost."""
+    import tempfile
+
+    from civicguard.benchmarks.faults import ROWS, FaultSettings, run_faults_benchmark
+
+    rows = tuple(r for r in ROWS if only.lower() in r.lower())
+    if not rows:
+        raise typer.BadParameter(f"--only {only!r} matches none of: {', '.join(ROWS)}")
+    settings = FaultSettings(
+        readings=readings, batch=batch, devices=devices, db_outage_s=db_outage,
+        disk_fault_s=disk_fault,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="civicguard-faults-") as tmp:
+        base = workdir or Path(tmp)
+        console.print(f"rows' data and logs in {base}")
+        run_faults_benchmark(rows, base, settings, console)
+
+
 @app.command()
 def scrub() -> None:
     """Read text lines on stdin, write each with personal identifiers replaced by tags."""

@@ -21,7 +21,7 @@ from civicguard.benchmarks.nab import (
     null_detector,
 )
 from tests.conftest import SHARED_DATA
-from tests.services import in_ci
+from tests.services import missing_data
 
 NAB = SHARED_DATA / "nab"
 BASELINES = NAB / "baseline_results"
@@ -39,9 +39,7 @@ def corpus() -> Corpus:
     """The NAB corpus from the shared data folder."""
     if not (NAB / "labels" / "combined_windows.json").is_file():
         message = f"the NAB corpus is not at {NAB} (see shared/data/README.md)"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        missing_data(message)
     return load_corpus(NAB)
 
 
@@ -53,7 +51,7 @@ def test_corpus_has_58_files_116_windows(corpus: Corpus) -> None:
 
 def test_profiles_match_the_published_profiles_file() -> None:
     if not (NAB / "profiles.json").is_file():
-        pytest.skip("the NAB profiles.json is not in shared/data")
+        missing_data(f"the NAB profiles.json is not at {NAB} (see shared/data/README.md)")
     assert sorted(load_profiles(NAB / "profiles.json"), key=str) == sorted(PROFILES, key=str)
 
 

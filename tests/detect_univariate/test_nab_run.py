@@ -22,7 +22,7 @@ from civicguard.benchmarks.nab_run import (
 )
 from civicguard.detect.univariate import Layered
 from tests.conftest import SHARED_DATA
-from tests.services import in_ci
+from tests.services import missing_data
 
 NAB = SHARED_DATA / "nab"
 #: Small files with windows, from three categories.
@@ -79,9 +79,7 @@ def few_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     windows_file = NAB / "labels" / "combined_windows.json"
     if not windows_file.is_file():
         message = f"the NAB corpus is not at {NAB} (see shared/data/README.md)"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        missing_data(message)
     root = tmp_path_factory.mktemp("nab")
     windows = json.loads(windows_file.read_text(encoding="utf-8"))
     (root / "labels").mkdir()

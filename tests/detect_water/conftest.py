@@ -10,7 +10,7 @@ from civicguard.detect.water.detector import WatchSettings, WaterAttackModel
 from civicguard.detect.water.network import WaterNetwork, load_inp
 from civicguard.detect.water.scada import ScadaTable, read_scada_csv
 from tests.conftest import SHARED_DATA
-from tests.services import in_ci
+from tests.services import missing_data
 
 BATADAL = SHARED_DATA / "batadal"
 
@@ -20,9 +20,7 @@ def batadal_dir() -> Path:
     """The BATADAL folder of the shared data (skip, or fail under CI, when absent)."""
     if not (BATADAL / "BATADAL_dataset04.csv").is_file():
         message = f"the BATADAL data is not at {BATADAL} (see shared/data/README.md)"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        missing_data(message)
     return BATADAL
 
 

@@ -33,23 +33,65 @@ DEMO_S = 60
 DEMO_TIMEOUT_S = 180
 
 
-def _record(device: str, start: float, end: float) -> ScenarioRecord:
-    plan = PlannedScenario(kind=ScenarioKind.DEVICE_SILENT, device_id=device, at=0, duration=1)
+def _record(
+    device: str, start: float, end: float, kind: ScenarioKind = ScenarioKind.SUBSTATION_ATTACK
+) -> ScenarioRecord:
+    plan = PlannedScenario(kind=kind, device_id=device, at=0, duration=1)
     return ScenarioRecord(plan=plan, started_at=start, ended_at=end)
 
 
 def test_score_matches_alerts_by_device_and_window() -> None:
     records = [_record("a", 100.0, 120.0), _record("b", 100.0, 100.0)]
     alerts = [
-        {"device_id": "a", "created_at": 99.5},  # just before: explained
-        {"device_id": "a", "created_at": 131.0},  # after end + 10 s: false
-        {"device_id": "c", "created_at": 110.0},  # no scenario on c: false
-        {"device_id": None, "created_at": 110.0},  # nobody's: false
+        {"device_id": "a", "detector": "normal_band", "created_at": 100.0},  # at injection
+        {"device_id": "a", "detector": "normal_band", "created_at": 131.0},  # past end + 10 s
+        {"device_id": "c", "detector": "normal_band", "created_at": 110.0},  # no scenario on c
+        {"device_id": None, "detector": "normal_band", "created_at": 110.0},  # nobody's
     ]
     outcomes, false = score(records, alerts)
     assert [o.detected for o in outcomes] == [True, False]
     assert outcomes[0].first_alert == alerts[0]
-    assert len(false) == 3
+    assert sorted(map(id, false)) == sorted(map(id, alerts[1:]))
+
+
+def test_an_alert_raised_before_the_injection_is_not_credited() -> None:
+    """An alert half a second before the scenario began saw something else: it detects
+    nothing, and it is a false alert."""
+    records = [_record("a", 100.0, 120.0)]
+    early = {"device_id": "a", "detector": "normal_band", "created_at": 99.5}
+    outcomes, false = score(records, [early])
+    assert [o.detected for o in outcomes] == [False]
+    assert false == [early]
+    # The same alert from the injection on is the detection.
+    on_time = {**early, "created_at": 100.0}
+    outcomes, false = score(records, [early, on_time])
+    assert outcomes[0].first_alert == on_time
+    assert false == [early]
+
+
+def test_only_the_detectors_a_scenario_is_about_detect_it() -> None:
+    """A flood is seen by the flood detector; a band alert on the flooding device is not it."""
+    records = [_record("a", 100.0, 110.0, ScenarioKind.MESSAGE_FLOOD)]
+    band = {"device_id": "a", "detector": "normal_band", "created_at": 101.0}
+    flood = {"device_id": "a", "detector": "flood", "created_at": 102.0}
+    outcomes, false = score(records, [band])
+    assert [o.detected for o in outcomes] == [False]
+    assert false == [band]
+    outcomes, false = score(records, [band, flood])
+    assert outcomes[0].first_alert == flood
+    assert false == [band]
+
+
+def test_a_silence_alert_does_not_detect_an_attack_on_the_values() -> None:
+    """A substation under attack that a lagging pipeline calls silent was not detected."""
+    records = [_record("s", 100.0, 120.0, ScenarioKind.SUBSTATION_ATTACK)]
+    silence = {"device_id": "s", "detector": "silence", "created_at": 101.0}
+    band = {"device_id": "s", "detector": "normal_band", "created_at": 102.0}
+    outcomes, false = score(records, [silence])
+    assert [o.detected for o in outcomes] == [False]
+    outcomes, false = score(records, [silence, band])
+    assert outcomes[0].first_alert == band
+    assert false == [silence]
 
 
 @dataclass

@@ -17,6 +17,7 @@ from civicguard.respond.streets import (
 )
 from civicguard.settings import Settings
 from tests.conftest import SHARED_DATA
+from tests.services import missing_data
 
 CITY = SHARED_DATA / "city"
 EXTRACTS = ["aguascalientes-centro.osm", "west-oakland.osm"]
@@ -26,7 +27,7 @@ EXTRACTS = ["aguascalientes-centro.osm", "west-oakland.osm"]
 def network(request: pytest.FixtureRequest) -> StreetNetwork:
     path = CITY / request.param
     if not path.is_file():
-        pytest.skip(f"{path} is not in the shared data")
+        missing_data(f"{path} is not in the shared data (see shared/data/README.md)")
     return load_streets(path)
 
 

@@ -22,10 +22,11 @@ from civicguard.platform import Platform
 from civicguard.respond.streets import city_streets
 from civicguard.settings import Settings
 from civicguard.sim.city import SimulatedCity
-from civicguard.sim.scenarios import ScenarioPlayer, ScenarioRecord
+from civicguard.sim.scenarios import DETECTED_BY, ScenarioPlayer, ScenarioRecord
 
-#: An alert belongs to a scenario if it names the scenario's device and falls in this window.
-BEFORE_S = 1.0
+#: An alert belongs to a scenario if it names the scenario's device and comes from the
+#: injection on, until this long after the scenario ended. An alert raised before the
+#: injection saw something else: it is never credited.
 AFTER_S = 10.0
 #: How long the end of a run waits for the pipeline to work off what is still queued.
 DRAIN_S = 5.0
@@ -45,12 +46,16 @@ class ScenarioOutcome:
 
 
 def explains(record: ScenarioRecord, alert: dict[str, Any]) -> bool:
-    """True if ``alert`` is on ``record``'s device and inside its time window."""
+    """True if ``alert`` is on ``record``'s device, from its injection until ``AFTER_S`` past
+    its end, and raised by a detector the scenario's kind is about."""
     if record.started_at is None or alert.get("device_id") != record.plan.device_id:
+        return False
+    detectors = DETECTED_BY.get(record.plan.kind)
+    if detectors is not None and alert.get("detector") not in detectors:
         return False
     end = record.ended_at if record.ended_at is not None else record.started_at
     created = float(alert.get("created_at") or 0.0)
-    return record.started_at - BEFORE_S <= created <= end + AFTER_S
+    return record.started_at <= created <= end + AFTER_S
 
 
 def score(

@@ -48,6 +48,25 @@ SCRIPT: dict[ScenarioKind, tuple[tuple[str, ...], float]] = {
     ScenarioKind.RESTRICTED_ENTRY: (("access.door",), 5.0),
     ScenarioKind.CROWD_BUILD_UP: (("crowd.counter",), 1800.0),
 }
+#: Detectors that judge a reading's values: its band, its rate of change, its anomaly against
+#: the stream's history or pattern, the catalog's rules.
+VALUE_DETECTORS = frozenset(
+    {"normal_band", "rate_of_change", "streaming_anomaly", "pattern_anomaly", "rules"}
+)
+#: Per kind, the detectors whose alerts count as detecting it. A silence or flood alert on a
+#: substation under attack is not a detection of the attack: it says something else happened.
+DETECTED_BY: dict[ScenarioKind, frozenset[str]] = {
+    ScenarioKind.SUBSTATION_ATTACK: VALUE_DETECTORS,
+    ScenarioKind.TANK_SPOOFING: VALUE_DETECTORS,
+    ScenarioKind.CROWD_SURGE: VALUE_DETECTORS | {"crowd_capacity", "surge_forecast"},
+    ScenarioKind.DOOR_FORCED_AFTER_HOURS: frozenset({"rules", "restricted_zone"}),
+    ScenarioKind.MESSAGE_FLOOD: frozenset({"flood"}),
+    ScenarioKind.DEVICE_SILENT: frozenset({"silence"}),
+    ScenarioKind.REPLAYED_MESSAGE: frozenset({"replay"}),
+    ScenarioKind.DOOR_HELD_OPEN: frozenset({"door_held_open"}),
+    ScenarioKind.RESTRICTED_ENTRY: frozenset({"restricted_zone"}),
+    ScenarioKind.CROWD_BUILD_UP: frozenset({"surge_forecast", "crowd_capacity"}),
+}
 #: Scenarios the demo's schedule leaves out: a held door needs longer than a short demo, an
 #: entry after hours needs the night, a build-up takes many minutes.
 SCRIPTED_ONLY = frozenset(
