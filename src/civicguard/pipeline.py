@@ -147,4 +147,12 @@ class Processor:
                 # A database or event log that is briefly away must not end the pipeline;
                 # what was not committed is delivered again by a durable log.
                 log.exception("pipeline step failed; retrying")
+                self._release()
                 stop.wait(RETRY_AFTER_S)
+
+    def _release(self) -> None:
+        """Hand what the failed step took back to the log, so the next success cannot ack it."""
+        try:
+            self.log.release()
+        except Exception:  # the log is away too; a durable log redelivers after its ack wait
+            log.warning("could not hand events back to the event log", exc_info=True)

@@ -14,6 +14,8 @@ class MemoryEventLog:
 
     def __init__(self) -> None:
         self._queue: deque[Event] = deque()
+        # Consumed and not yet committed, oldest first: release() puts them back in front.
+        self._taken: list[Event] = []
         self._ready = threading.Condition()
         self._closed = False
 
@@ -31,10 +33,21 @@ class MemoryEventLog:
             if not self._queue and not self._closed:
                 self._ready.wait(timeout)
             n = min(max_events, len(self._queue))
-            return [self._queue.popleft() for _ in range(n)]
+            taken = [self._queue.popleft() for _ in range(n)]
+            self._taken.extend(taken)
+            return taken
 
     def commit(self) -> None:
-        """Nothing to acknowledge: consumed events are already gone from memory."""
+        """Forget what was consumed: it is handled."""
+        with self._ready:
+            self._taken.clear()
+
+    def release(self) -> None:
+        """Put what was consumed and not committed back at the front, in its order."""
+        with self._ready:
+            self._queue.extendleft(reversed(self._taken))
+            self._taken.clear()
+            self._ready.notify_all()
 
     def pending(self) -> int:
         """Events published and not yet consumed."""

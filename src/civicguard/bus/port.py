@@ -10,6 +10,14 @@ from civicguard.ingest.model import ReadingBatch, Rejection
 Event = ReadingBatch | Rejection
 
 
+class EventLogUnavailable(Exception):  # noqa: N818 - the name the ports share
+    """Events could not be made durable (the log is unreachable or answers nothing).
+
+    Nothing was acknowledged to the sender: the HTTP ingest route answers 503 with
+    Retry-After, so the device sends the same readings again.
+    """
+
+
 class EventLog(Protocol):
     """An ordered, durable-or-not log of protected reading batches and refusals."""
 
@@ -23,6 +31,10 @@ class EventLog(Protocol):
 
     def commit(self) -> None:
         """Acknowledge everything returned by ``consume`` so far: it will not be redelivered."""
+        ...
+
+    def release(self) -> None:
+        """Hand back everything consumed and not committed, for redelivery."""
         ...
 
     def close(self) -> None:

@@ -20,6 +20,8 @@ class Transport(StrEnum):
     MQTT = "mqtt"
     REPLAY = "replay"
     SIMULATOR = "simulator"
+    #: Known only as a message of the event log that could not be read (its origin with it).
+    EVENT_LOG = "event_log"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,6 +62,10 @@ class Reason(StrEnum):
     #: A reading of a consent-based stream whose subject has no valid consent (kept without
     #: content).
     NO_CONSENT = "no_consent"
+    #: An event of the event log that no worker could read or handle (not because the
+    #: database or the log was away): dead-lettered with its content so it does not block
+    #: its partition.
+    UNPROCESSABLE_EVENT = "unprocessable_event"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from civicguard.bus.port import EventLogUnavailable
 from civicguard.ingest.model import Device, IngestResult, Reason, Transport
 from civicguard.ingest.registry import AuthError
 from civicguard.platform import Platform
@@ -35,8 +36,10 @@ _BODY_STATUS = {
     Reason.BATCH_TOO_LARGE: 413,
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorPublic} for code in (400, 401, 403, 413)
+    code: {"model": ErrorPublic} for code in (400, 401, 403, 413, 503)
 }
+#: Seconds a device is told to wait before sending again when the event log is away.
+RETRY_AFTER_S = 2
 
 
 def _auth_failure(platform: Platform, exc: AuthError, device_id: str | None) -> ApiError:
@@ -90,7 +93,13 @@ async def ingest(request: Request, platform: PlatformDep) -> Any:
             raise _auth_failure(platform, exc, claimed) from None
 
     # Submitting may wait on the event log (NATS); keep the event loop free meanwhile.
-    result = await run_in_threadpool(platform.ingest.submit, device, body, Transport.HTTP)
+    try:
+        result = await run_in_threadpool(platform.ingest.submit, device, body, Transport.HTTP)
+    except EventLogUnavailable as exc:
+        # Not durable, so not accepted: the device sends the same body again later.
+        raise ApiError(
+            503, "event_log_unavailable", str(exc), headers={"Retry-After": str(RETRY_AFTER_S)}
+        ) from None
     return _respond(result)
 
 
