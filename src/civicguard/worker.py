@@ -6,7 +6,8 @@ events, runs the detectors over them and files the alerts. A device's detector s
 lives in one process.
 
 What a worker acknowledges is stored. A step that fails because the database or NATS is
-away hands its events back (they come again about a second later, while the worker waits);
+away hands its events back, and the worker waits a second before it takes them again (so a
+database that is away is tried about once a second, not as fast as the worker can fail);
 a step that fails for any other reason is taken apart event by event, and an event that
 still fails alone after :data:`MAX_DELIVERIES` deliveries goes to the dead letters with its
 reason and content, so one bad event never blocks its partition.

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nats
@@ -48,8 +50,11 @@ def provisioned(
     data_dir = tmp_path_factory.mktemp("city-template")
     city = City(nats_server.url, template.url, data_dir, data_dir / "logs")
     try:
-        sensors = [city.provision(device) for device in DEVICES]
-        yield template, data_dir, sensors
+        # The first call creates the schema and the keys; the others can run side by side.
+        first = city.provision(DEVICES[0])
+        with ThreadPoolExecutor(len(DEVICES) - 1) as pool:
+            rest = list(pool.map(city.provision, DEVICES[1:]))
+        yield template, data_dir, [first, *rest]
     finally:
         template.drop()
 
@@ -83,17 +88,47 @@ def sensors(provisioned: tuple[PgDatabase, Path, list[Sensor]]) -> list[Sensor]:
     return [Sensor(s.device_id, s.secret) for s in provisioned[2]]
 
 
-def start(city: City, order: str) -> None:
-    """Start ``serve`` and both partition workers in ``order``; return once serve listens."""
+def start(city: City, order: str, sender: Sender | None = None) -> None:
+    """Start ``serve`` and both partition workers in ``order``; return once serve listens.
+
+    With ``serve first`` and a ``sender``, one round of readings is acknowledged before any
+    worker runs: it waits in the event log.
+    """
     if order == "serve first":
         city.wait_serving(city.serve())
+        if sender is not None:
+            sender.rounds(1)
         city.worker(0)
         city.worker(1)
+        wait_for_consumers(city, ["workers-0", "workers-1"])
     else:
         city.worker(0)
         city.worker(1)
-        time.sleep(1.0)
+        wait_for_consumers(city, ["workers-0", "workers-1"])
         city.wait_serving(city.serve())
+
+
+def wait_for_consumers(city: City, names: list[str], timeout: float = 60.0) -> None:
+    """Wait until the stream has the consumers ``names`` (the workers are up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if sorted(consumers(city.nats_url)) == names:
+                return
+        except Exception:  # noqa: S110 - the stream may not exist yet
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"consumers {names} did not appear within {timeout} s")
+
+
+def post_until_stored(database: PgDatabase, posting: threading.Thread, n: int = 400) -> int:
+    """Wait while devices post until ``n`` readings are stored; return how many are."""
+    stored = len(database.stored_readings())
+    while stored < n and posting.is_alive():
+        time.sleep(0.05)
+        stored = len(database.stored_readings())
+    assert posting.is_alive(), "the devices finished before the fault: make them post longer"
+    return stored
 
 
 def assert_exactly_acknowledged(city: City, db: PgDatabase, sender: Sender) -> None:
@@ -120,9 +155,9 @@ def test_serve_and_two_partition_workers_share_the_load(
     city: City, database: PgDatabase, sensors: list[Sensor], order: str
 ) -> None:
     with shown_on_failure(city):
-        start(city, order)
         sender = Sender(city, sensors)
-        sender.rounds(5)
+        start(city, order, sender)  # serve first: one round already sent, before any worker
+        sender.rounds(4 if order == "serve first" else 5)
         assert len(sender.acknowledged) == 4 * 5 * 50
         assert_exactly_acknowledged(city, database, sender)
         # serve only publishes; each worker consumes its own partition.
@@ -154,14 +189,15 @@ def test_a_worker_killed_mid_stream_is_replaced_by_a_restart_with_nothing_lost(
         victim = city.processes[0]
         sender = Sender(city, sensors)
         posting = sender.in_background(20, between=0.05)
-        while len(database.stored_readings()) < 400 and posting.is_alive():
-            time.sleep(0.05)
+        post_until_stored(database, posting)
         victim.kill()
+        in_flight = len(sender.acknowledged) - len(database.stored_readings())
         time.sleep(0.5)
         victim.start()
         posting.join(timeout=120)
         assert_exactly_acknowledged(city, database, sender)
         assert victim.starts == 2
+        assert in_flight > 0, "nothing was waiting to be stored when the worker died"
 
 
 def test_a_nats_server_restart_mid_stream_loses_and_duplicates_nothing(
@@ -171,8 +207,7 @@ def test_a_nats_server_restart_mid_stream_loses_and_duplicates_nothing(
         start(city, "serve first")
         sender = Sender(city, sensors)
         posting = sender.in_background(20, between=0.05)
-        while len(database.stored_readings()) < 400 and posting.is_alive():
-            time.sleep(0.05)
+        post_until_stored(database, posting)
         own_nats_server.restart()
         posting.join(timeout=120)
         assert_exactly_acknowledged(city, database, sender)
@@ -188,13 +223,16 @@ def test_the_database_unreachable_for_a_while_loses_and_duplicates_nothing(
             start(city, "workers first")
             sender = Sender(city, sensors)
             posting = sender.in_background(20, between=0.05)
-            while len(database.stored_readings()) < 400 and posting.is_alive():
-                time.sleep(0.05)
+            post_until_stored(database, posting)
             proxy.refuse()
+            at_refusal = len(database.stored_readings())
             time.sleep(6.0)
+            waiting = len(sender.acknowledged) - len(database.stored_readings())
             proxy.start()
             posting.join(timeout=120)
             assert_exactly_acknowledged(city, database, sender)
+            assert waiting > 0, "no acknowledged reading waited for the database"
+            assert at_refusal < len(sender.acknowledged)
     finally:
         proxy.stop()
 

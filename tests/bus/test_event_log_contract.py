@@ -56,13 +56,3 @@ def test_committed_events_are_not_delivered_again(event_log: EventLog) -> None:
     event_log.publish([batch(1, first_seq=20)])
     assert seqs(consume_all(event_log, 1)) == [20]
     event_log.commit()
-
-
-def test_released_events_come_again_in_order(event_log: EventLog) -> None:
-    # A step that failed hands back what it took: nothing of it is lost or acknowledged.
-    event_log.publish([batch(1, first_seq=i) for i in range(3)])
-    assert seqs(consume_all(event_log, 3)) == [0, 1, 2]
-    event_log.release()
-    assert seqs(consume_all(event_log, 3, timeout=10)) == [0, 1, 2]
-    event_log.commit()
-    assert event_log.consume(10, 1.5) == []

@@ -1,4 +1,8 @@
-"""The in-process event log: the embedded default, one process, nothing on disk."""
+"""The in-process event log: for unit tests only; one process, nothing on disk, not durable.
+
+``civicguard serve`` uses :class:`civicguard.bus.local.LocalEventLog` instead: everything this
+log holds is lost with the process.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ class MemoryEventLog:
 
     def __init__(self) -> None:
         self._queue: deque[Event] = deque()
-        # Consumed and not yet committed, oldest first: release() puts them back in front.
+        #: Consumed and not yet committed, in order: what ``release`` hands back.
         self._taken: list[Event] = []
         self._ready = threading.Condition()
         self._closed = False
@@ -38,7 +42,7 @@ class MemoryEventLog:
             return taken
 
     def commit(self) -> None:
-        """Forget what was consumed: it is handled."""
+        """Forget what was consumed: it is not handed back any more."""
         with self._ready:
             self._taken.clear()
 

@@ -58,9 +58,6 @@ STREAM_SETTLE_S = 3.0
 #: A living worker renews its hold every third of it, however long a step takes, so this
 #: only decides how soon a dead worker's events reach its restarted successor.
 ACK_WAIT_S = 5.0
-#: Seconds a released event waits before it is delivered again: a database that is away
-#: is tried about once a second, not as fast as the worker can fail.
-RELEASE_DELAY_S = 1.0
 #: Extra seconds a caller waits beyond a call's own timeout before giving up on the loop.
 _GRACE = 10.0
 #: Seconds to wait for events already in the stream once a consume has its first one.
@@ -100,7 +97,6 @@ class NatsEventLog:
         partitions: int = 1,
         partition: int | None = None,
         ack_wait: float = ACK_WAIT_S,
-        release_delay: float = RELEASE_DELAY_S,
         timeout: float = 10.0,
     ) -> None:
         if partitions < 1:
@@ -118,7 +114,6 @@ class NatsEventLog:
         self.durable = None if partition is None else f"{durable}-{partition}"
         self._base_name = durable
         self.ack_wait = ack_wait
-        self.release_delay = release_delay
         self.timeout = timeout
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -178,16 +173,17 @@ class NatsEventLog:
         if not self._closed:
             self._call(self._commit(), self.timeout)
 
-    def release(self, *, delay: float | None = None, one_by_one: bool = False) -> None:
+    def release(self, *, delay: float = 0.0, one_by_one: bool = False) -> None:
         """Hand back every event consumed and not committed, for redelivery.
 
-        They come again after ``delay`` seconds (``release_delay`` by default). With
-        ``one_by_one`` the next consumes take them one event at a time, so that an event no
-        worker can handle is found and can be dead-lettered without its neighbours.
+        They come again first and in order (after ``delay`` seconds, if given: events
+        published since may then overtake them). With ``one_by_one`` the next consumes take
+        them one event at a time, so that an event no worker can handle is found and can be
+        dead-lettered without its neighbours. A worker whose database is away waits before
+        it consumes again; the log itself does not hold the events back.
         """
         if not self._closed:
-            wait = self.release_delay if delay is None else delay
-            self._call(self._release(wait, one_by_one), self.timeout)
+            self._call(self._release(delay, one_by_one), self.timeout)
 
     def deliveries(self) -> int:
         """How many times the events consumed and not committed were delivered (the most)."""

@@ -108,7 +108,7 @@ def serve_platform(settings: Settings) -> None:
             print(f"(also in {Path(settings.data_dir) / INITIAL_PASSWORD_FILE}; shown once)")
         _load_streets(platform, settings)
         if settings.event_log != "nats":
-            # With NATS, `civicguard worker --partition i` processes consume the log.
+            # With NATS, `civicguard worker` processes run the pipeline; serve only ingests.
             platform.start_processing()
         platform.start_retention()
         if settings.mqtt_host:
