@@ -379,6 +379,8 @@ class Sender:
     acknowledged: set[tuple[str, int]] = field(default_factory=set)
     unavailable: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Set to make :meth:`rounds` stop before its next body.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def body(self, device: Sensor) -> list[dict[str, object]]:
         """The next ``per_body`` readings of ``device`` (the clock's time, plausible values)."""
@@ -423,6 +425,8 @@ class Sender:
         with httpx.Client(timeout=30.0) as client:
             for _ in range(n):
                 for device in self.devices:
+                    if self.stopping.is_set():
+                        return
                     self.send(client, device, deadline)
                 if between:
                     time.sleep(between)

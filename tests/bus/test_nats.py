@@ -207,6 +207,28 @@ def test_a_busy_overlapping_consumer_is_a_clear_error(
         nats_log(partitions=2, partition=0).start_consuming()
 
 
+def test_a_consumer_made_with_another_ack_wait_is_brought_to_this_ones(
+    nats_log: NatsLogFactory, nats_stream: tuple[str, str]
+) -> None:
+    # Consumers outlive the version that made them: the previous one waited 30 s.
+    stream, prefix = nats_stream
+    ingest = nats_log("ingest")
+    _add_consumer(ingest.url, stream, "workers-0", f"{prefix}.0", ack_wait=30.0)
+    nats_log(ack_wait=2.0).start_consuming()
+    assert _ack_wait(ingest.url, stream, "workers-0") == 2.0
+
+
+def _ack_wait(url: str, stream: str, name: str) -> float | None:
+    async def ask() -> float | None:
+        nc = await nats.connect(url)
+        try:
+            return (await nc.jetstream().consumer_info(stream, name)).config.ack_wait
+        finally:
+            await nc.close()
+
+    return asyncio.run(ask())
+
+
 def _publish_raw(url: str, subject: str, data: bytes) -> None:
     async def send() -> None:
         nc = await nats.connect(url)
@@ -218,12 +240,15 @@ def _publish_raw(url: str, subject: str, data: bytes) -> None:
     asyncio.run(send())
 
 
-def _add_consumer(url: str, stream: str, name: str, subject: str) -> None:
+def _add_consumer(
+    url: str, stream: str, name: str, subject: str, ack_wait: float | None = None
+) -> None:
     async def add() -> None:
         nc = await nats.connect(url)
         try:
             await nc.jetstream().add_consumer(
-                stream, ConsumerConfig(durable_name=name, filter_subject=subject)
+                stream,
+                ConsumerConfig(durable_name=name, filter_subject=subject, ack_wait=ack_wait),
             )
         finally:
             await nc.close()
