@@ -105,10 +105,12 @@ def replay(
     from civicguard.ingest.replay import replay_file
     from civicguard.platform import Platform
 
-    platform = Platform.build(_settings(data_dir))
+    settings = _settings(data_dir)
+    platform = Platform.build(settings)
     try:
         report = replay_file(platform, file, console=console)
-        while platform.processor.run_once(timeout=0.05):
+        # At city scale the partitions' workers store what was published; here, this process.
+        while settings.event_log != "nats" and platform.processor.run_once(timeout=0.05):
             pass
     finally:
         platform.close()

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nats
+import orjson
 import pytest
 
 from civicguard.bus.nats import NatsEventLog
@@ -261,6 +262,31 @@ def test_a_poison_message_is_dead_lettered_and_its_partition_carries_on(
         letters = _wait_for(database.dead_letters, 2)
         assert sorted(reason for reason, _, _ in letters) == ["unprocessable_event"] * 2
         assert any("aq-00" in device for _, device, _ in letters)
+
+
+def test_a_replayed_file_is_stored_by_the_partition_workers(
+    city: City, database: PgDatabase, sensors: list[Sensor], tmp_path: Path
+) -> None:
+    with shown_on_failure(city):
+        start(city, "workers first")
+        now = time.time()
+        lines = [
+            {
+                "device": sensor.device_id,
+                "seq": seq,
+                "ts": now - 60 + seq,
+                "values": {"voltage": 11.0, "frequency": 50.0, "load": 20.0},
+            }
+            for sensor in sensors
+            for seq in range(1, 21)
+        ]
+        recorded = tmp_path / "recorded.jsonl"
+        recorded.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+        city.cli("replay", str(recorded))
+        rows = wait_until_stored(database, len(lines))
+        assert sorted(rows) == sorted((str(r["device"]), int(r["seq"])) for r in lines)  # type: ignore[call-overload]
+        found = consumers(city.nats_url)
+        assert sorted(found) == ["workers-0", "workers-1"], "replay consumed events itself"
 
 
 def _publish_raw(url: str, subject: str, data: bytes) -> None:
