@@ -185,7 +185,7 @@ def devices_revoke(
             raise typer.Exit(2)
     finally:
         platform.close()
-    console.print(f"device {device_id} revoked")
+    console.print(f"device {device_id} revoked; running processes refuse it within a second")
 
 
 @devices_app.command("broker-auth")
@@ -336,26 +336,27 @@ def bench_nab(
     run_nab(out, data or _shared_data("nab"), console=console)
 
 
-def _pii_sentences() -> Path:
-    """The labelled PII set in the repository: ``tests/data/pii/sentences.jsonl``."""
-    candidates = [
-        Path.cwd() / "tests" / "data" / "pii" / "sentences.jsonl",
-        Path(__file__).resolve().parents[2] / "tests" / "data" / "pii" / "sentences.jsonl",
-    ]
-    for path in candidates:
-        if path.exists():
-            return path
-    raise typer.BadParameter(f"cannot find the labelled set at {', '.join(map(str, candidates))}")
+def _pii_sentences() -> list[Path]:
+    """The labelled PII sets in the repository: hand-written and generated, in tests/data/pii."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        paths = [root / "tests" / "data" / "pii" / name for name in _PII_SETS]
+        if all(path.exists() for path in paths):
+            return paths
+    raise typer.BadParameter(f"cannot find {', '.join(_PII_SETS)} in tests/data/pii")
+
+
+_PII_SETS = ("sentences.jsonl", "generated.jsonl")
 
 
 @bench_app.command("pii")
 def bench_pii(
     data: Annotated[
-        Path | None, typer.Option(help="Labelled sentences (JSON lines); default: the repo's.")
+        list[Path] | None,
+        typer.Option(help="Labelled sentences (JSON lines), repeatable; default: the repo's."),
     ] = None,
     repeat: Annotated[int, typer.Option(min=1, help="Passes over the set for the speed.")] = 5,
 ) -> None:
-    """Precision, recall and F2 of the free-text scrubber per entity type, and its speed."""
+    """Precision, recall and F2 of the free-text scrubber per set, split and entity type."""
     from civicguard.benchmarks.pii import DatasetError, run_pii_benchmark
 
     try:
@@ -431,15 +432,31 @@ def backup_restore(
     source: Annotated[Path, typer.Argument(help="A file written by `backup create`.")],
     data_dir: DataDir = None,
 ) -> None:
-    """Replace the database by a backup. Stop the platform first."""
-    from civicguard.store.backup import BackupError, restore_backup
+    """Replace the database by a backup, then re-apply what happened since. Stop the platform
+    first.
 
+    Erasures since the backup are re-applied from the erasure ledger beside the keys, and keys
+    destroyed since (never in a backup) stay destroyed; the output says how many of each.
+    """
+    from civicguard.citizens.restore import after_restore
+    from civicguard.platform import Platform
+    from civicguard.store.backup import BackupError, restore_backup
+    from civicguard.store.lifecycle import KeyEventRepository
+
+    settings = _settings(data_dir)
     try:
         restore_backup(_engine(data_dir), source)
     except BackupError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    console.print(f"database restored from {source}")
+    platform = Platform.build(settings)  # brings an older backup's schema up to date too
+    try:
+        journal = KeyEventRepository(platform.store.engine)
+        report = after_restore(platform.citizens, platform.keys, journal, platform.clock.now())
+    finally:
+        platform.close()
+    console.print(f"database restored from {source}", highlight=False)
+    console.print(report.summary(), highlight=False)
 
 
 retention_app = typer.Typer(no_args_is_help=True, help="Remove what is past its catalog retention.")

@@ -114,7 +114,7 @@ class Platform:
         )
         stored_high = store.readings.max_seq()
         guard = SequenceGuard(window=settings.replay_window, resume=stored_high.get)
-        citizens = Citizens.build(catalog, keys, engine, clock)
+        citizens = Citizens.build(catalog, keys, engine, clock, keys_dir=data_dir / "keys")
         records = citizens.rights.records
         for target in citizen_targets(catalog.retention, records, keys, key_events):
             retention.register(target)

@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     mqtt_port: int = 1883
     mqtt_username: str = ""
     mqtt_password: str = ""
+    #: Trust the ``<prefix>/<device>/readings`` topic as naming its sender. Only for a broker
+    #: that authenticates each device and whose ACL lets it write only its own topic
+    #: (``write_mosquitto_auth``); civicguard cannot check that. Off: devices publish signed
+    #: messages on ``/signed``, and a message on ``/readings`` is refused as unauthenticated.
+    mqtt_trust_topic: bool = False
+    #: The subscriber's MQTT client id: a persistent session, so that the broker keeps what
+    #: civicguard has not acknowledged (not yet durable) across a restart. One per process.
+    mqtt_client_id: str = "civicguard-ingest"
     #: OpenStreetMap XML of the city's streets; empty means the demo city's extract if present.
     streets_osm: str = ""
     #: Sliding window of sequence numbers behind each device's highest, for replay detection.

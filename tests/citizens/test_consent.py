@@ -115,6 +115,7 @@ def test_consent_to_only_part_of_the_purposes_is_not_enough(
     from dataclasses import replace
 
     from civicguard.citizens.gate import ConsentGate
+    from civicguard.citizens.vault import key_name
 
     stream = platform.catalog.stream(APP_STREAM)
     wider = replace(stream, purposes=("public_safety", "traffic_management"))
@@ -122,9 +123,12 @@ def test_consent_to_only_part_of_the_purposes_is_not_enough(
         platform.catalog,
         streams=tuple(wider if s.name == APP_STREAM else s for s in platform.catalog.streams),
     )
-    records = platform.citizens.consent.consents
-    gate = ConsentGate(catalog, records, platform.citizens.index)
-    handle = platform.citizens.index.handle(ANA)
+    citizens = platform.citizens
+    records = citizens.consent.consents
+    gate = ConsentGate(catalog, records, citizens.index, citizens.vault, citizens.ledger)
+    handle = citizens.index.handle(ANA)
+    # Spans written straight to the table count only while the subject has a key.
+    platform.keys.get_or_create(key_name(handle))
     records.grant(handle, APP_STREAM, ["public_safety"], clock.now() - 5, "r1")
     from civicguard.ingest.decode import Decoder
     from civicguard.ingest.model import Transport

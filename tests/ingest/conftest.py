@@ -68,6 +68,7 @@ def mqtt_world(
             broker.port,
             PLATFORM_USER,
             PLATFORM_PASSWORD,
+            trust_topic=True,  # this broker's ACL binds each device to its own topic
         )
         adapter.start()
         platform.start_processing()

@@ -35,17 +35,27 @@ def mosquitto(
     password_file: Path | None = None,
     acl_file: Path | None = None,
     extra: tuple[str, ...] = (),
+    persistence: bool = False,
 ) -> Iterator[Broker]:
-    """Run ``/usr/sbin/mosquitto`` on 127.0.0.1 with password auth + ACL when files are given."""
+    """Run ``/usr/sbin/mosquitto`` on 127.0.0.1 with password auth + ACL when files are given.
+
+    With ``persistence`` the broker keeps its sessions and queued messages in
+    ``directory/store/mosquitto.db`` (written when it stops).
+    """
     binary = require_binary("mosquitto", PACKAGE)
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / "store").mkdir(exist_ok=True)
     port = free_port()
     log_file = directory / "mosquitto.log"
     lines = [
         f"listener {port} 127.0.0.1",
         # Mosquitto started as root drops to user "mosquitto", which could not read our files.
         f"user {getpass.getuser()}",
-        "persistence false",
+        *(
+            ["persistence true", f"persistence_location {directory / 'store'}/"]
+            if persistence
+            else ["persistence false"]
+        ),
         f"log_dest file {log_file}",
         "log_type error",
         "log_type warning",

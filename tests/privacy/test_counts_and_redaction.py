@@ -97,6 +97,78 @@ def test_dead_letters_of_a_located_stream_keep_no_coordinates(platform: Platform
     doc = orjson.loads(kept.payload)
     assert doc["values"]["cell"] == h3.latlng_to_cell(lat, lon, 8)
     assert doc["values"]["citizen"].startswith("ps_")
-    assert doc["values"]["nickname"] == "[withheld]"
-    assert doc["withheld_keys"] == ["owner"]
+    assert "nickname" not in doc["values"]  # undeclared names are the sender's text: counted
+    assert doc["withheld_fields"] == 1
+    assert doc["withheld_keys"] == 1
+    assert "owner" not in text
     assert doc["ts"] % 300 == 0  # the stream's 5-minute time bucket
+
+
+PLATE = "AGS-744-K"
+
+
+def _refusal(stream: str, raw: object, **over: object) -> Rejection:
+    fields: dict = {
+        "reason": Reason.WRONG_TYPE,
+        "detail": "ts: a string must be an ISO 8601 time with a timezone",
+        "transport": Transport.HTTP,
+        "received_at": 1_790_000_000.0,
+        "device_id": "dev-1",
+        "stream": stream,
+        "seq": 4,
+        "payload": orjson.dumps(raw),
+    }
+    return Rejection(**(fields | over))
+
+
+def test_only_a_numeric_time_is_kept_in_a_redacted_payload(platform: Platform) -> None:
+    gateway = platform.ingest.gateway
+    values = {"plate": "XYZ-1", "lane": 1, "speed": 40.0, "vehicle_class": "car"}
+    for ts in (PLATE, [PLATE], {"at": PLATE}, True):
+        raw = {"seq": 4, "ts": ts, "values": values}
+        kept = gateway.redact(_refusal("traffic.anpr", raw), authenticated=True)
+        assert PLATE.encode() not in kept.payload
+        assert "ts" not in orjson.loads(kept.payload)
+    raw = {"seq": 4, "ts": 1_790_000_001.5, "values": values}
+    kept = gateway.redact(_refusal("traffic.anpr", raw), authenticated=True)
+    assert orjson.loads(kept.payload)["ts"] == 1_790_000_001.5
+
+
+def test_no_stream_keeps_an_identifier_in_a_refused_payload(platform: Platform) -> None:
+    """Every field and envelope key, personal stream or not: what is kept is safe by type."""
+    gateway = platform.ingest.gateway
+    for stream in platform.catalog.streams:
+        for field in stream.fields:
+            for wrong in (PLATE, [PLATE], {PLATE: PLATE}):
+                raw = {"seq": 1, "ts": 1_790_000_000.0, "values": {field.name: wrong, PLATE: 1}}
+                kept = gateway.redact(_refusal(stream.name, raw), authenticated=True)
+                assert PLATE.encode() not in kept.payload, (stream.name, field.name, kept.payload)
+        for key in ("device", "stream", "seq", "ts", "values", "location", "position", PLATE):
+            raw = {"seq": 1, "ts": 1_790_000_000.0, "values": {}, key: PLATE}
+            kept = gateway.redact(_refusal(stream.name, raw), authenticated=True)
+            assert PLATE.encode() not in kept.payload, (stream.name, key, kept.payload)
+    for body in (orjson.dumps([PLATE]), PLATE.encode(), b'{"values": "' + PLATE.encode()):
+        kept = gateway.redact(_refusal("power.substation", None, payload=body), authenticated=True)
+        assert PLATE.encode() not in kept.payload
+    # A substation reading's own numbers are still there to explain the refusal.
+    good = {"seq": 1, "ts": 1_790_000_000.0, "values": {"voltage": 99.0, "load": PLATE}}
+    doc = orjson.loads(
+        gateway.redact(_refusal("power.substation", good), authenticated=True).payload
+    )
+    assert doc["values"] == {"voltage": 99.0, "load": "[withheld]"}
+    assert doc["seq"] == 1
+
+
+def test_an_unknown_devices_claimed_id_is_not_kept(platform: Platform) -> None:
+    refusal = _refusal(
+        "traffic.anpr",
+        None,
+        reason=Reason.UNKNOWN_DEVICE,
+        detail=f"device {PLATE!r} is not provisioned",
+        device_id=PLATE,
+        payload=b"",
+    )
+    kept = platform.ingest.gateway.redact(refusal, authenticated=False)
+    assert kept.device_id is None
+    assert PLATE not in kept.detail
+    assert kept.reason is Reason.UNKNOWN_DEVICE

@@ -55,19 +55,34 @@ def test_scrub_answers_each_line_before_the_next_one_arrives() -> None:
         assert process.wait(timeout=60) == 0
 
 
-def test_bench_pii_prints_scores_per_entity_and_speed(tmp_path: Path) -> None:
-    data = tmp_path / "tiny.jsonl"
+def test_bench_pii_prints_scores_per_set_split_and_entity_and_speed(tmp_path: Path) -> None:
+    hand = tmp_path / "hand.jsonl"
+    hand.write_text(
+        json.dumps(
+            {
+                "text": "mail ana@example.mx now",
+                "split": "dev",
+                "entities": [{"type": "EMAIL_ADDRESS", "start": 5, "end": 19}],
+            }
+        )
+        + "\n"
+    )
+    made = tmp_path / "made.jsonl"
     rows = [
+        # Found: the e-mail. Missed: "x7" labelled as a plate, which nothing can tell.
         {
-            "text": "mail ana@example.mx now",
-            "split": "dev",
-            "entities": [{"type": "EMAIL_ADDRESS", "start": 5, "end": 19}],
+            "text": "write to bo@example.nl or x7",
+            "split": "test",
+            "entities": [
+                {"type": "EMAIL_ADDRESS", "start": 9, "end": 22},
+                {"type": "LICENCE_PLATE", "start": 26, "end": 28},
+            ],
         },
         {"text": "14 cars at 08:15", "split": "test", "entities": []},
     ]
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    made.write_text("".join(json.dumps(r) + "\n" for r in rows))
     done = subprocess.run(
-        [CLI, "bench", "pii", "--data", str(data), "--repeat", "1"],
+        [CLI, "bench", "pii", "--data", str(hand), "--data", str(made), "--repeat", "1"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -75,8 +90,18 @@ def test_bench_pii_prints_scores_per_entity_and_speed(tmp_path: Path) -> None:
         check=True,
     )
     out = done.stdout
-    assert "dev (tuned on, 1 sentences), overlap-span matching" in out
-    assert "test (held out, 1 sentences), exact-span matching" in out
+    assert "hand dev (tuned on, 1 sentences), overlap-span matching" in out
+    assert "made test (held out, 2 sentences), exact-span matching" in out
+    summary = out[out.index("pattern totals") :].splitlines()
+    rows_by_set = {
+        line.split()[0]: line.split()
+        for line in summary
+        if line.split()[:1] in (["hand"], ["made"])
+    }
+    # By hand: hand dev 1 of 1 found, 1 flagged, right; made test 1 of 2 found, 1 flagged,
+    # right: precision 1, recall 0.5, F2 = 5 * 1 * 0.5 / (4 * 1 + 0.5) = 0.556.
+    assert rows_by_set["hand"][-3:] == ["1.000", "1.000", "1.000"]
+    assert rows_by_set["made"][-3:] == ["1.000", "0.500", "0.556"]
     email_row = next(line for line in out.splitlines() if "EMAIL_ADDRESS" in line)
     assert email_row.split()[1:] == ["1", "1", "1", "1.000", "1.000", "1.000"]
     assert "lines/s" in out and "ms/line" in out

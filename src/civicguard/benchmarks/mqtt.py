@@ -213,6 +213,7 @@ def _civicguard_phase(
                 port,
                 client_id="civicguard-bench-ours",
                 receiver=receiver,
+                trust_topic=True,  # the bench's own broker: only its publishers log in
             )
 
         first = adapter()  # open the persistent session the backlog is queued for

@@ -15,7 +15,9 @@ from typing import Any
 import orjson
 
 from civicguard.catalog.model import Catalog, LegalBasis, Stream
+from civicguard.citizens.gate import live_spans
 from civicguard.citizens.handles import SubjectIndex
+from civicguard.citizens.ledger import ErasureLedger
 from civicguard.citizens.receipts import ReceiptSigner, build_receipt
 from civicguard.citizens.records import ConsentRepository
 from civicguard.citizens.vault import Sealing, SubjectVault
@@ -53,8 +55,10 @@ class ConsentRegistry:
         vault: SubjectVault,
         signer: ReceiptSigner,
         clock: Clock,
+        ledger: ErasureLedger,
     ) -> None:
         self.catalog = catalog
+        self.ledger = ledger
         self.consents = consents
         self.index = index
         self.vault = vault
@@ -103,6 +107,7 @@ class ConsentRegistry:
         # The span and its receipt are written holding the subject, so an erasure of the same
         # citizen running meanwhile is wholly before or wholly after them (never between).
         with self.vault.sealing(handle) as box:
+            self._drop_erased(handle, box)
             self.consents.grant(handle, spec.name, wanted, at, receipt_id, box.conn)
             receipt = self._issue(
                 "grant", spec, wanted, citizen_id, handle, at, receipt_id, method, box
@@ -125,6 +130,7 @@ class ConsentRegistry:
         at = self.clock.now() if at is None else at
         receipt_id = str(uuid.uuid4())
         with self.vault.sealing(handle) as box:
+            self._drop_erased(handle, box)
             closed = self.consents.withdraw(handle, spec.name, wanted, at, receipt_id, box.conn)
             if not closed:
                 raise ConsentError(f"there is no consent in force to withdraw for {spec.name}")
@@ -133,12 +139,24 @@ class ConsentRegistry:
             )
         return Issued(tuple(closed), receipt)
 
+    def _drop_erased(self, handle: str, box: Sealing) -> None:
+        """Delete spans and receipts of the subject's erased generation, if a restore made
+        without re-applying the erasure left any: they neither count nor hide a new grant."""
+        erasure = self.ledger.entries().get(handle)
+        if erasure is not None:
+            self.consents.delete_erased(erasure, box.conn)
+
     def valid(self, citizen_id: str, stream: str, at: float | None = None) -> bool:
         """True if the subject consents, at ``at``, to every purpose of ``stream``."""
         spec = self.consent_stream(stream)
         at = self.clock.now() if at is None else at
         handle = self.index.handle(citizen_id)
-        spans = self.consents.spans([handle], spec.name)[handle]
+        spans = live_spans(
+            self.consents.spans([handle], spec.name)[handle],
+            handle,
+            self.vault,
+            self.ledger.entries().get(handle),
+        )
         covered = {s.purpose for s in spans if s.covers(at, at)}
         return set(spec.purposes) <= covered
 

@@ -3,7 +3,10 @@
 A reading passes if its subject consents to every purpose of the stream at the reading's time
 and has not withdrawn by the time it arrives (so a withdrawal applies from the next reading,
 late ones included). The spans of a batch's subjects are read in one query per batch, so that
-every ingest process sees a withdrawal at once, with no cache to go stale. A refused reading
+every ingest process sees a withdrawal at once, with no cache to go stale. A span counts only
+while its subject's key exists and no erasure in the ledger covers it
+(:func:`live_spans`): a database restored from a backup taken before an erasure cannot make
+the erased citizen's consent valid again, whatever its rows say. A refused reading
 becomes a dead letter without content: reason, device, stream and sequence number only.
 """
 
@@ -17,7 +20,9 @@ from prometheus_client import Counter
 
 from civicguard.catalog.model import Catalog, LegalBasis
 from civicguard.citizens.handles import SubjectIdError, SubjectIndex
-from civicguard.citizens.records import ConsentRepository
+from civicguard.citizens.ledger import Erasure, ErasureLedger
+from civicguard.citizens.records import ConsentRepository, ConsentSpan
+from civicguard.citizens.vault import SubjectVault
 from civicguard.ingest.model import ReadingBatch, Reason, Rejection
 from civicguard.metrics import METRICS
 
@@ -35,13 +40,34 @@ ADMITTED = Counter(
 )
 
 
+def live_spans(
+    spans: list[ConsentSpan], handle: str, vault: SubjectVault, erasure: Erasure | None
+) -> list[ConsentSpan]:
+    """The spans of ``handle`` that can count: none once the subject's key is destroyed (the
+    receipts behind them can no longer be read), and none an erasure covers."""
+    if not spans or not vault.has_key(handle):
+        return []
+    if erasure is None:
+        return spans
+    return [s for s in spans if not erasure.covers_span(s.granted_at, s.grant_receipt)]
+
+
 class ConsentGate:
     """Screens batches of consent-based streams; ``streams`` names the ones it applies to."""
 
-    def __init__(self, catalog: Catalog, consents: ConsentRepository, index: SubjectIndex) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        consents: ConsentRepository,
+        index: SubjectIndex,
+        vault: SubjectVault,
+        ledger: ErasureLedger,
+    ) -> None:
         self.catalog = catalog
         self._consents = consents
         self._index = index
+        self._vault = vault
+        self._ledger = ledger
         self.streams = frozenset(
             s.name for s in catalog.streams if s.legal_basis is LegalBasis.CONSENT
         )
@@ -58,7 +84,9 @@ class ConsentGate:
                 handles.append(self._index.handle(value))
             except SubjectIdError:
                 handles.append(None)
-        spans = self._consents.spans((h for h in handles if h is not None), stream.name)
+        found = self._consents.spans((h for h in handles if h is not None), stream.name)
+        erased = self._ledger.entries()
+        spans = {h: live_spans(s, h, self._vault, erased.get(h)) for h, s in found.items()}
         needed = set(stream.purposes)
         stamps = batch.ts.tolist()
         arrivals = batch.received_at.tolist()

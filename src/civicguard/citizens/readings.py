@@ -9,26 +9,17 @@ not searched; their readings are past retention and swept anyway.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine, delete, select
 
 from civicguard.catalog.model import Catalog
+from civicguard.citizens.ledger import ReadingTrace
 from civicguard.privacy.keys import KeyStore
 from civicguard.privacy.pseudonyms import PREFIX, digest, parse_key_name
 from civicguard.store import schema
-
-
-@dataclass(frozen=True, slots=True)
-class _Needle:
-    stream: str
-    field: str
-    pseudonym: str
-    start: float
-    end: float
 
 
 class SubjectReadings:
@@ -39,7 +30,12 @@ class SubjectReadings:
         self._keys = keys
         self._engine = engine
 
-    def _needles(self, citizen_id: str) -> Iterator[_Needle]:
+    def traces(self, citizen_id: str) -> list[ReadingTrace]:
+        """The pseudonym the subject's readings carry in each live key period of each stream
+        that names its subject (what an erasure keeps in the ledger to find them again)."""
+        return list(self._needles(citizen_id))
+
+    def _needles(self, citizen_id: str) -> Iterator[ReadingTrace]:
         for stream in self._catalog.streams:
             if stream.subject_field is None:
                 continue
@@ -53,47 +49,63 @@ class SubjectReadings:
                 key = self._keys.get(name)
                 if period is None or key is None:
                     continue
-                yield _Needle(
+                yield ReadingTrace(
                     stream=stream.name,
                     field=spec.name,
                     pseudonym=digest(key, spec.identifier, citizen_id),
                     start=period.start - slack,
                     end=period.end,
+                    key=name,
                 )
 
-    def _matches(self, citizen_id: str) -> Iterator[tuple[_Needle, dict[str, Any]]]:
+    def _matches(
+        self, traces: Iterable[ReadingTrace], received_up_to: float | None = None
+    ) -> Iterator[tuple[ReadingTrace, dict[str, Any]]]:
         t = schema.readings
+        columns = (t.c.id, t.c.device_id, t.c.seq, t.c.ts, t.c.received_at, t.c.cell, t.c.payload)
         with self._engine.connect() as conn:
-            for needle in self._needles(citizen_id):
+            for needle in traces:
                 q = (
-                    select(t.c.id, t.c.device_id, t.c.seq, t.c.ts, t.c.cell, t.c.payload)
+                    select(*columns)
                     .where(t.c.stream == needle.stream)
                     .where(t.c.ts >= needle.start, t.c.ts < needle.end)
                     .where(t.c.payload.contains(f'"{needle.pseudonym}"', autoescape=True))
                     .order_by(t.c.ts)
                 )
+                if received_up_to is not None:
+                    q = q.where(t.c.received_at <= received_up_to)
                 for row in conn.execute(q).mappings():
                     values = orjson.loads(row["payload"])
                     if values.get(needle.field) == needle.pseudonym:
                         yield needle, {**row, "values": values}
 
     def find(self, citizen_id: str) -> list[dict[str, Any]]:
-        """The subject's readings as stored (pseudonym, cell, time bucket), oldest first."""
+        """The subject's readings as stored (pseudonym, cell, time bucket, and when each
+        arrived, which an erasure re-applied after a restore goes by), oldest first."""
         return [
             {
                 "stream": needle.stream,
                 "device_id": row["device_id"],
                 "seq": row["seq"],
                 "ts": row["ts"],
+                "received_at": row["received_at"],
                 "cell": row["cell"],
                 "values": row["values"],
             }
-            for needle, row in self._matches(citizen_id)
+            for needle, row in self._matches(self._needles(citizen_id))
         ]
 
     def delete(self, citizen_id: str) -> int:
         """Delete the subject's readings; returns how many went."""
-        ids = [row["id"] for _needle, row in self._matches(citizen_id)]
+        return self._delete(row["id"] for _n, row in self._matches(self._needles(citizen_id)))
+
+    def delete_traced(self, traces: Iterable[ReadingTrace], received_up_to: float) -> int:
+        """Delete the readings ``traces`` find that arrived by ``received_up_to`` (an erasure
+        re-applied after a restore: readings of the subject's later return stay)."""
+        return self._delete(row["id"] for _n, row in self._matches(traces, received_up_to))
+
+    def _delete(self, found: Iterable[int]) -> int:
+        ids = list(found)
         if not ids:
             return 0
         t = schema.readings

@@ -11,9 +11,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, union, update
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from civicguard.citizens.ledger import Erasure
 from civicguard.store import schema
 
 #: The tables whose rows name a subject by handle; while one does, the subject's key stays.
@@ -42,6 +43,8 @@ class ConsentSpan:
     purpose: str
     granted_at: float
     withdrawn_at: float | None
+    #: The receipt of the grant (an erasure names the receipts it removed).
+    grant_receipt: str = ""
 
     def covers(self, ts: float, received_at: float) -> bool:
         """True if a reading taken at ``ts`` and received at ``received_at`` falls under it."""
@@ -124,12 +127,12 @@ class ConsentRepository:
         if not wanted:
             return out
         t = schema.consents
-        q = select(t.c.subject, t.c.purpose, t.c.granted_at, t.c.withdrawn_at).where(
-            t.c.stream == stream, t.c.subject.in_(wanted)
-        )
+        q = select(
+            t.c.subject, t.c.purpose, t.c.granted_at, t.c.withdrawn_at, t.c.grant_receipt
+        ).where(t.c.stream == stream, t.c.subject.in_(wanted))
         with self._engine.connect() as conn:
-            for subject, purpose, granted, withdrawn in conn.execute(q):
-                out[subject].append(ConsentSpan(purpose, granted, withdrawn))
+            for subject, purpose, granted, withdrawn, receipt in conn.execute(q):
+                out[subject].append(ConsentSpan(purpose, granted, withdrawn, receipt))
         return out
 
     def of_subject(self, subject: str) -> list[dict[str, Any]]:
@@ -190,6 +193,31 @@ class ConsentRepository:
             return int(
                 conn.execute(delete(r).where(r.c.issued_at < before, r.c.id.not_in(named))).rowcount
             )
+
+    def receipt_ids(self, subject: str, conn: Connection) -> frozenset[str]:
+        """The ids of every receipt of ``subject`` (in ``conn``'s transaction)."""
+        t = schema.consent_receipts
+        return frozenset(
+            str(i) for i in conn.execute(select(t.c.id).where(t.c.subject == subject)).scalars()
+        )
+
+    def delete_erased(self, erasure: Erasure, conn: Connection) -> int:
+        """Delete the spans and receipts of ``erasure``'s generation of its subject (in
+        ``conn``'s transaction): those dated before it, or that it removed by id."""
+        c, r = schema.consents, schema.consent_receipts
+        ids = sorted(erasure.receipts)
+        n = conn.execute(
+            delete(c).where(
+                c.c.subject == erasure.handle,
+                or_(c.c.granted_at < erasure.at, c.c.grant_receipt.in_(ids)),
+            )
+        ).rowcount
+        n += conn.execute(
+            delete(r).where(
+                r.c.subject == erasure.handle, or_(r.c.issued_at < erasure.at, r.c.id.in_(ids))
+            )
+        ).rowcount
+        return int(n)
 
     def delete_subject(self, subject: str, conn: Connection | None = None) -> int:
         """Delete every consent span and receipt of ``subject`` (in ``conn``'s transaction);
@@ -295,6 +323,28 @@ class SubjectRepository:
             if not done.rowcount:
                 tx.execute(insert(t).values(handle=handle, first_seen=at, erased_at=at))
 
+    def mark_erased_again(self, erasure: Erasure, conn: Connection, *, restore: bool) -> int:
+        """Record ``erasure`` on a restored database, unless the subject's row already says so
+        or shows them back since (first seen after it); a missing row is written again only
+        if ``restore``. 1 if the row changed, else 0."""
+        t = schema.subjects
+        row = conn.execute(
+            select(t.c.first_seen, t.c.erased_at).where(t.c.handle == erasure.handle)
+        ).first()
+        if row is None:
+            if not restore:
+                return 0
+            conn.execute(
+                insert(t).values(handle=erasure.handle, first_seen=erasure.at, erased_at=erasure.at)
+            )
+            return 1
+        first_seen, erased_at = row
+        back = first_seen > erasure.at or (first_seen == erasure.at and not restore)
+        if back or (erased_at is not None and erased_at >= erasure.at):
+            return 0  # the subject came back after it (in its very second, with nothing old)
+        conn.execute(update(t).where(t.c.handle == erasure.handle).values(erased_at=erasure.at))
+        return 1
+
     def counts(self) -> dict[str, int]:
         """How many subjects are known, and how many of them were erased."""
         t = schema.subjects
@@ -342,6 +392,46 @@ class RequestRepository:
                 .values(status="done", done_at=at, done_by=by, citizen_sealed=None)
             )
             return bool(result.rowcount)
+
+    def settle_erased(self, erasure: Erasure, conn: Connection, *, restore: bool) -> int:
+        """Bring ``erasure``'s requests back to what they were after it, on a restored database
+        (in ``conn``'s transaction): its erasure request done (written again if missing and
+        ``restore``), no sealed citizen id of the subject from before it. Returns the rows
+        changed."""
+        t = schema.subject_requests
+        changed = conn.execute(
+            update(t)
+            .where(
+                t.c.subject == erasure.handle,
+                t.c.requested_at <= erasure.at,
+                t.c.citizen_sealed.is_not(None),
+            )
+            .values(citizen_sealed=None)
+        ).rowcount
+        for rid in erasure.requests:
+            status = conn.execute(select(t.c.status).where(t.c.id == rid)).scalar()
+            if status == "done":
+                continue
+            if status is not None:
+                done = {"status": "done", "done_at": erasure.at, "done_by": erasure.by}
+                changed += conn.execute(update(t).where(t.c.id == rid).values(done)).rowcount
+                continue
+            if not restore:
+                continue
+            conn.execute(
+                insert(t).values(
+                    id=rid,
+                    subject=erasure.handle,
+                    kind="erasure",
+                    status="done",
+                    requested_at=erasure.at,
+                    requested_by=erasure.by,
+                    done_at=erasure.at,
+                    done_by=erasure.by,
+                )
+            )
+            changed += 1
+        return int(changed)
 
     def forget_citizen(self, subject: str, conn: Connection | None = None) -> int:
         """Drop the sealed citizen id of every request of ``subject`` (in ``conn``'s
@@ -418,6 +508,25 @@ class ReportRepository:
         with self._engine.begin() as conn:
             return int(conn.execute(delete(t).where(t.c.received_at < before)).rowcount)
 
+    def ids_of(self, subject: str, conn: Connection) -> frozenset[str]:
+        """The ids of the reports ``subject`` filed (in ``conn``'s transaction)."""
+        t = schema.citizen_reports
+        return frozenset(
+            str(i) for i in conn.execute(select(t.c.id).where(t.c.subject == subject)).scalars()
+        )
+
+    def delete_erased(self, erasure: Erasure, conn: Connection) -> int:
+        """Delete the reports of ``erasure``'s generation of its subject (in ``conn``'s
+        transaction): received before it, or removed by it."""
+        t = schema.citizen_reports
+        done = conn.execute(
+            delete(t).where(
+                t.c.subject == erasure.handle,
+                or_(t.c.received_at < erasure.at, t.c.id.in_(sorted(erasure.reports))),
+            )
+        )
+        return int(done.rowcount)
+
     def delete_subject(self, subject: str, conn: Connection | None = None) -> int:
         """Delete the reports ``subject`` filed (in ``conn``'s transaction); return how many."""
         t = schema.citizen_reports
@@ -429,6 +538,7 @@ class CitizenRecords:
     """Every repository of the citizens package over one engine."""
 
     def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self.consents = ConsentRepository(engine)
         self.subjects = SubjectRepository(engine)
         self.requests = RequestRepository(engine)

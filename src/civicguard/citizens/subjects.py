@@ -2,8 +2,11 @@
 
 Requests are recorded (``pending`` until done) so that the DPO sees what is waiting. An export
 lists every item linked to the subject with the purpose it is kept for and how long; erasure
-destroys the subject's key first (so every sealed copy, backups included, is unreadable at
-once), then deletes the subject's rows, and records that it happened under the handle only.
+records itself in the erasure ledger beside the keys (:mod:`civicguard.citizens.ledger`), then
+destroys the subject's key (so every sealed copy, backups included, is unreadable at once),
+then deletes the subject's rows, and records that it happened under the handle only. After a
+restore, :meth:`SubjectRights.reapply` deletes again what the ledger says an erasure deleted;
+the export leaves out whatever an erasure covers even if it was not re-applied.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
+from sqlalchemy import Connection
 
 from civicguard.catalog.model import Catalog
 from civicguard.citizens.consent import receipt_context
 from civicguard.citizens.handles import SubjectIndex
+from civicguard.citizens.ledger import Erasure, ErasureLedger
 from civicguard.citizens.readings import SubjectReadings
 from civicguard.citizens.records import CitizenRecords
 from civicguard.citizens.reports import report_context
@@ -62,6 +67,16 @@ KEEPING: dict[str, Keeping] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Reapplied:
+    """What re-applying the erasures of the ledger to a restored database did."""
+
+    #: Erasures that found something of theirs in the database (the others were in it).
+    erasures: int
+    #: Rows deleted or put back as they were after the erasure.
+    rows: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ErasureReport:
     """What an erasure did."""
@@ -96,9 +111,11 @@ class SubjectRights:
         index: SubjectIndex,
         vault: SubjectVault,
         clock: Clock,
+        ledger: ErasureLedger,
         readings: SubjectReadings | None = None,
     ) -> None:
         self.catalog = catalog
+        self.ledger = ledger
         self.records = records
         self.index = index
         self.vault = vault
@@ -133,9 +150,9 @@ class SubjectRights:
             public_request(r) for r in self.records.requests.query(status="pending", limit=limit)
         ]
 
-    def _settle(self, handle: str, kind: RequestKind, by: str, request_id: str | None) -> str:
-        """Mark the given (or every pending) request of ``kind`` done; record one if none."""
-        now = self.clock.now()
+    def _pending(self, handle: str, kind: RequestKind, request_id: str | None) -> list[str]:
+        """The given (or every) pending request of ``kind`` of ``handle``; LookupError if the
+        given one is not pending."""
         pending: list[str] = [
             str(r["id"])
             for r in self.records.requests.query(status="pending", subject=handle, limit=1000)
@@ -143,11 +160,25 @@ class SubjectRights:
         ]
         if request_id is not None and not pending:
             raise LookupError(f"no pending {kind.value} request {request_id!r} of this subject")
+        return pending
+
+    def _settle(
+        self,
+        handle: str,
+        kind: RequestKind,
+        by: str,
+        request_id: str | None,
+        new_id: str | None = None,
+    ) -> str:
+        """Mark the given (or every pending) request of ``kind`` done; record one (``new_id``)
+        if none was pending."""
+        now = self.clock.now()
+        pending = self._pending(handle, kind, request_id)
         for rid in pending:
             self.records.requests.finish(rid, now, by)
         if pending:
             return pending[0]
-        rid = str(uuid.uuid4())
+        rid = new_id or str(uuid.uuid4())
         self.records.requests.add(
             {
                 "id": rid,
@@ -165,9 +196,12 @@ class SubjectRights:
     def export(self, citizen_id: str, by: str, request_id: str | None = None) -> dict[str, Any]:
         """Everything linked to the subject, each item with its purpose and retention."""
         handle = self.index.handle(citizen_id)
+        erasure = self.ledger.entries().get(handle)
         items: list[dict[str, Any]] = []
         purposes = {p.name: p.description for p in self.catalog.purposes}
         for span in self.records.consents.of_subject(handle):
+            if erasure and erasure.covers_span(span["granted_at"], span["grant_receipt"]):
+                continue  # erased; back only through a restore that did not re-apply it
             stream = (
                 self.catalog.stream(span["stream"])
                 if self.catalog.has_stream(span["stream"])
@@ -188,7 +222,11 @@ class SubjectRights:
                     },
                 }
             )
-        for reading in self.readings.find(citizen_id) if self.readings else ():
+        for found in self.readings.find(citizen_id) if self.readings else ():
+            received_at = found.pop("received_at")
+            if erasure and erasure.covers_reading(received_at):
+                continue
+            reading = found
             stream = self.catalog.stream(reading["stream"])
             items.append(
                 {
@@ -203,6 +241,8 @@ class SubjectRights:
             )
         keep = KEEPING["consent_receipt"]
         for row in self.records.consents.receipts(handle):
+            if erasure and erasure.covers(row["issued_at"], row["id"], erasure.receipts):
+                continue
             opened = self.vault.open(
                 handle, bytes(row["document_sealed"]), receipt_context(row["id"])
             )
@@ -217,6 +257,8 @@ class SubjectRights:
             )
         keep = KEEPING["citizen_report"]
         for row in self.records.reports.query(subject=handle, limit=10_000):
+            if erasure and erasure.covers(row["received_at"], row["id"], erasure.reports):
+                continue
             sealed = row["text_sealed"]
             text = (
                 self.vault.open(handle, bytes(sealed), report_context(row["id"]))
@@ -264,16 +306,36 @@ class SubjectRights:
         }
 
     def erase(self, citizen_id: str, by: str, request_id: str | None = None) -> ErasureReport:
-        """Destroy the subject's key, delete their rows, record it under the handle only."""
+        """Record the erasure in the ledger, destroy the subject's key, delete their rows,
+        record it under the handle only."""
         handle = self.index.handle(citizen_id)
         if request_id is not None:
             request = self.records.requests.get(request_id)
             if request is None or request["subject"] != handle or request["status"] != "pending":
                 raise LookupError(f"no pending erasure request {request_id!r} of this subject")
-        # The key goes first: from this instant every sealed copy, backups included, is noise.
+        settled = self._pending(handle, RequestKind.ERASURE, request_id)
+        rid = settled[0] if settled else str(uuid.uuid4())
+        traces = tuple(self.readings.traces(citizen_id)) if self.readings else ()
+
+        def record(conn: Connection, at: float) -> None:
+            # Before the key goes: an erasure the ledger does not know could come back with
+            # the next restore. If this fails, nothing is destroyed and the DPO tries again.
+            self.ledger.record(
+                Erasure(
+                    handle=handle,
+                    at=at,
+                    by=by,
+                    receipts=self.records.consents.receipt_ids(handle, conn),
+                    reports=self.records.reports.ids_of(handle, conn),
+                    requests=(rid, *settled[1:]),
+                    readings=traces,
+                )
+            )
+
+        # The key goes next: from this instant every sealed copy, backups included, is noise.
         # The rows go in the same transaction, which holds the subject: a grant or report of
         # the same citizen arriving meanwhile waits, then starts afresh under a new key.
-        with self.vault.shredding(handle) as shredded:
+        with self.vault.shredding(handle, record) as shredded:
             destroyed = shredded.destroyed
             deleted = self.records.consents.delete_subject(handle, shredded.conn)
             deleted += self.records.reports.delete_subject(handle, shredded.conn)
@@ -281,10 +343,34 @@ class SubjectRights:
         # Readings are not sealed under the subject key (they carry a pseudonym under the
         # stream's keys), and live in their own table: deleted after, on their own.
         deleted += self.readings.delete(citizen_id) if self.readings else 0
-        rid = self._settle(handle, RequestKind.ERASURE, by, request_id)
+        rid = self._settle(handle, RequestKind.ERASURE, by, request_id, new_id=rid)
         return ErasureReport(
             request_id=rid, subject=handle, key_destroyed=destroyed, rows_deleted=deleted
         )
+
+    def reapply(self) -> Reapplied:
+        """Re-apply every erasure of the ledger to the database (after a restore).
+
+        Deletes what each erasure deleted (the subject's consents, receipts and reports from
+        before it or that it removed, their readings received by then), drops sealed citizen
+        ids of older requests, marks its request done and the subject erased. Whatever the
+        subject gave after the erasure (they may come back of their own will) stays.
+        """
+        erasures = rows = 0
+        for erasure in sorted(self.ledger.entries().values(), key=lambda e: (e.at, e.handle)):
+            found = 0
+            if self.readings is not None and erasure.readings:
+                found += self.readings.delete_traced(erasure.readings, erasure.at)
+            with self.records.engine.begin() as conn:
+                found += self.records.consents.delete_erased(erasure, conn)
+                found += self.records.reports.delete_erased(erasure, conn)
+                # The erasure's own records are put back only beside data it found again:
+                # retention forgets them in time, and a restore must not revive them alone.
+                kept = self.records.requests.settle_erased(erasure, conn, restore=found > 0)
+                kept += self.records.subjects.mark_erased_again(erasure, conn, restore=found > 0)
+            erasures += found + kept > 0
+            rows += found + kept
+        return Reapplied(erasures=erasures, rows=rows)
 
     def fulfil(self, request_id: str, by: str) -> dict[str, Any]:
         """Carry out a pending request (the DPO's step): the export, or the erasure report."""

@@ -109,15 +109,21 @@ class SubjectVault:
         return self._keys.get(key_name(handle)) is not None
 
     @contextmanager
-    def shredding(self, handle: str) -> Iterator[Shredded]:
+    def shredding(
+        self, handle: str, first: Callable[[Connection, float], None] | None = None
+    ) -> Iterator[Shredded]:
         """Destroy the subject's key and record when, in a transaction holding the subject.
 
+        ``first(conn, now)`` runs before the key is destroyed, holding the subject (the
+        erasure's entry in the ledger goes there: if writing it fails, nothing is destroyed).
         Delete the subject's rows on ``shredded.conn`` inside the block: they go in the same
         transaction, so a grant or report of the same citizen arriving meanwhile waits, then
         starts afresh under a new key, and is not deleted with the old rows.
         """
         now = self._clock.now()
         with self._subjects.held(handle, now) as conn:
+            if first is not None:
+                first(conn, now)
             destroyed = self._keys.destroy(key_name(handle))
             self._subjects.mark_erased(handle, now, conn)
             yield Shredded(destroyed=destroyed, conn=conn)

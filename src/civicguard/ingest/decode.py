@@ -4,6 +4,10 @@ The wire format is JSON: one reading or an array of readings, each
 ``{"seq": 17, "ts": 1732280000.5, "values": {...}}`` with optional ``"device"`` and
 ``"stream"`` that must match the authenticated device. ``ts`` is Unix seconds or ISO 8601.
 Per-reading work is kept to dictionary look-ups; range checks run on whole columns.
+
+A refusal's detail names the field and the rule it broke, never the value it was sent: a
+device that puts a plate where a number or a timestamp belongs must not see that plate kept in
+clear in a dead letter, a log or an answer (invariant 1).
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ from civicguard.ingest.model import (
 
 #: ``position`` is the device's own place (see :mod:`civicguard.ingest.position`).
 _ENVELOPE_KEYS = frozenset({"device", "stream", "seq", "ts", "values", "location", "position"})
+_ENVELOPE_NAMES = ", ".join(sorted(_ENVELOPE_KEYS))
+#: Sequence numbers are stored as 64-bit signed integers.
+SEQ_LIMIT = 2**63
 
 
 class ReadingError(Exception):
@@ -76,14 +83,20 @@ def parse_timestamp(value: object) -> float:
             Reason.WRONG_TYPE, "ts: expected Unix seconds or ISO 8601, got a boolean"
         )
     if isinstance(value, int | float):
-        if not math.isfinite(value):
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ReadingError(Reason.OUT_OF_RANGE, "ts: number too large") from None
+        if not math.isfinite(number):
             raise ReadingError(Reason.WRONG_TYPE, "ts: must be a finite number")
-        return float(value)
+        return number
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            raise ReadingError(Reason.WRONG_TYPE, f"ts: {value[:40]!r} is not ISO 8601") from None
+            raise ReadingError(
+                Reason.WRONG_TYPE, "ts: a string must be an ISO 8601 time with a timezone"
+            ) from None
         if parsed.tzinfo is None:
             raise ReadingError(Reason.WRONG_TYPE, "ts: ISO 8601 timestamps must carry a timezone")
         return parsed.timestamp()
@@ -103,9 +116,7 @@ def _numeric(spec: FieldSpec, value: object) -> float:
             Reason.WRONG_TYPE, f"values.{spec.name}: expected a number, got {_kind(value)}"
         )
     if kind is FieldType.INTEGER and not (isinstance(value, int) or float(value).is_integer()):
-        raise ReadingError(
-            Reason.WRONG_TYPE, f"values.{spec.name}: expected an integer, got {value!r}"
-        )
+        raise ReadingError(Reason.WRONG_TYPE, f"values.{spec.name}: expected an integer")
     number = float(value)
     if not math.isfinite(number):
         raise ReadingError(Reason.WRONG_TYPE, f"values.{spec.name}: must be finite")
@@ -125,7 +136,7 @@ def _text(spec: FieldSpec, value: object) -> object:
         if spec.choices is not None and value not in spec.choices:
             raise ReadingError(
                 Reason.NOT_ALLOWED_VALUE,
-                f"values.{spec.name}: {value[:20]!r} is not one of {', '.join(spec.choices)}",
+                f"values.{spec.name}: not one of {', '.join(spec.choices)}",
             )
         return value
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -189,9 +200,7 @@ def _numeric_column(
         for i in fractional.tolist():
             problems.setdefault(
                 i,
-                ReadingError(
-                    Reason.WRONG_TYPE, f"values.{spec.name}: expected an integer, got {column[i]!r}"
-                ),
+                ReadingError(Reason.WRONG_TYPE, f"values.{spec.name}: expected an integer"),
             )
     return out
 
@@ -241,6 +250,8 @@ class Decoder:
         except orjson.JSONDecodeError as exc:
             raise ReadingError(Reason.MALFORMED_JSON, f"body is not valid JSON: {exc}") from None
         items = doc if isinstance(doc, list) else [doc]
+        if not items:
+            raise ReadingError(Reason.MISSING_FIELD, "body: an empty array holds no readings")
         if len(items) > limits.max_batch:
             raise ReadingError(
                 Reason.BATCH_TOO_LARGE,
@@ -258,28 +269,32 @@ class Decoder:
             )
         extra = item.keys() - _ENVELOPE_KEYS
         if extra:
-            raise ReadingError(Reason.UNKNOWN_FIELD, f"unknown key(s): {', '.join(sorted(extra))}")
+            # Key names are the sender's text too: counted, never named.
+            raise ReadingError(
+                Reason.UNKNOWN_FIELD,
+                f"{len(extra)} key(s) outside the envelope ({_ENVELOPE_NAMES})",
+            )
         claimed = item.get("device")
         if claimed is not None and claimed != device.id:
             raise ReadingError(
                 Reason.DEVICE_MISMATCH,
-                f"reading claims device {str(claimed)[:64]!r} but was sent by {device.id!r}",
+                f"device: names another device than the sender, {device.id!r}",
             )
         stream = item.get("stream")
         if stream is not None and stream != device.stream:
-            reason = (
-                Reason.STREAM_MISMATCH
-                if self.catalog.has_stream(str(stream))
-                else Reason.UNKNOWN_STREAM
-            )
+            known = isinstance(stream, str) and self.catalog.has_stream(stream)
             raise ReadingError(
-                reason, f"stream {str(stream)[:64]!r} is not the device's stream {device.stream!r}"
+                Reason.STREAM_MISMATCH if known else Reason.UNKNOWN_STREAM,
+                f"stream: not the device's stream {device.stream!r}"
+                + ("" if known else " nor any stream of the catalog"),
             )
         seq = item.get("seq")
         if seq is None:
             raise ReadingError(Reason.MISSING_FIELD, "seq: missing")
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
             raise ReadingError(Reason.WRONG_TYPE, "seq: expected a non-negative integer")
+        if seq >= SEQ_LIMIT:
+            raise ReadingError(Reason.OUT_OF_RANGE, "seq: must be below 2^63")
         if "ts" not in item:
             raise ReadingError(Reason.MISSING_FIELD, "ts: missing")
         ts = parse_timestamp(item["ts"])
@@ -293,7 +308,7 @@ class Decoder:
         if unknown:
             raise ReadingError(
                 Reason.UNKNOWN_FIELD,
-                f"values: {', '.join(sorted(unknown))} not declared for {device.stream}",
+                f"values: {len(unknown)} field(s) not declared for {device.stream} in the catalog",
             )
         for spec in schema.stream.fields:
             if spec.required and values.get(spec.name) is None:
@@ -394,7 +409,7 @@ class Decoder:
                 seq, ts, values = item.get("seq"), item.get("ts"), item.get("values")
                 if (
                     type(seq) is int
-                    and seq >= 0
+                    and 0 <= seq < SEQ_LIMIT
                     and (type(ts) is float or type(ts) is int)
                     and type(values) is dict
                     and values.keys() <= known
@@ -475,10 +490,10 @@ def _range_and_time_violations(
             j = int(np.flatnonzero(low_bad[i] | high_bad[i])[0])
             spec = schema.numeric[j]
             lo, hi = spec.range or (-math.inf, math.inf)
+            unit = f" {spec.unit}" if spec.unit else ""
             problems[i] = (
                 Reason.OUT_OF_RANGE,
-                f"values.{spec.name}: {matrix[i, j]:g} {spec.unit or ''} is outside the physical "
-                f"range [{lo:g}, {hi:g}]".replace("  ", " "),
+                f"values.{spec.name}: outside the physical range [{lo:g}, {hi:g}]{unit}",
             )
     return problems
 
@@ -499,7 +514,7 @@ def _rejection(
         received_at=received_at,
         device_id=device.id,
         stream=device.stream,
-        seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+        seq=seq if type(seq) is int and 0 <= seq < SEQ_LIMIT else None,
         index=index,
         payload=_dump(item),
     )

@@ -62,6 +62,9 @@ class Reason(StrEnum):
     #: A reading of a consent-based stream whose subject has no valid consent (kept without
     #: content).
     NO_CONSENT = "no_consent"
+    #: Ingest failed on a message for a reason of its own (not an unavailable event log); kept
+    #: so that it is not silently lost (MQTT, which must acknowledge or redeliver each message).
+    INGEST_FAILED = "ingest_failed"
     #: An event of the event log that no worker could read or handle (not because the
     #: database or the log was away): dead-lettered with its content so it does not block
     #: its partition.

@@ -2,12 +2,24 @@
 
 Two ways a device proves who it is over MQTT:
 
-* ``<prefix>/<device>/readings``: the broker authenticated the device (its username is its
-  device id, its password its secret) and its ACL lets it write only to its own topic, so the
-  topic names the sender.
-* ``<prefix>/<device>/signed``: for brokers without per-device credentials, the message is
-  ``{"sig": "<hex HMAC-SHA256 of body>", "body": "<JSON text of the reading or batch>"}``
-  signed with the device's secret.
+* ``<prefix>/<device>/signed``: the message is ``{"sig": "<hex HMAC-SHA256 of body>", "body":
+  "<JSON text of the reading or batch>"}`` signed with the device's secret. Works with any
+  broker, and the default.
+* ``<prefix>/<device>/readings``: only with ``trust_topic`` (``CIVICGUARD_MQTT_TRUST_TOPIC``),
+  for a broker that authenticates each device (its username is its device id, its password its
+  secret) and whose ACL lets it write only to its own topic (:func:`write_mosquitto_auth`), so
+  that the topic names the sender. civicguard cannot see the broker's ACL: without that
+  setting, anyone who can log in to the broker could publish as any device, so a message on
+  this topic is refused as unauthenticated (``bad_credentials``).
+
+A message is acknowledged to the broker (QoS 1, manual acknowledgement) only once ingest has
+made it durable, or kept it as a dead letter: ``submit`` returned. When the event log cannot
+take it (unavailable, a full or read-only disk) it is not acknowledged: it is tried again here
+while the adapter runs, and after a restart the broker delivers it again from the persistent
+session (a ``client_id`` makes the session persistent). A batch that fails inside ingest for
+another reason is kept as an ``ingest_failed`` dead letter, then acknowledged. The broker sends
+no more unacknowledged messages than its ``max_inflight_messages``: raise it (0 = no limit)
+for a busy city.
 
 The network thread only appends to an inbox; a worker thread drains it in large batches,
 grouped by device, so that per-message cost stays close to a bare client's.
@@ -15,13 +27,17 @@ grouped by device, so that per-message cost stays close to a bare client's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import sqlite3
 import subprocess
 import threading
 import time
+import traceback
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
@@ -30,11 +46,57 @@ import orjson
 
 from civicguard.ingest.decode import ReadingError
 from civicguard.ingest.model import Reason, Transport
-from civicguard.ingest.mqtt_receiver import READINGS, SIGNED, Login, Receiver, receive_in_child
+from civicguard.ingest.mqtt_receiver import (
+    READINGS,
+    SIGNED,
+    Bundle,
+    Login,
+    Receiver,
+    Token,
+    bundle,
+    receive_in_child,
+)
 from civicguard.ingest.registry import AuthError, DeviceRegistry
 from civicguard.ingest.service import IngestService
 
 log = logging.getLogger(__name__)
+
+#: Seconds between attempts at messages the event log could not take.
+RETRY_PAUSE_S = 0.5
+
+UNTRUSTED_TOPIC = (
+    "the /readings topic is trusted only when CIVICGUARD_MQTT_TRUST_TOPIC is set (a broker ACL "
+    "binds each device to its own topic); sign the message and publish it on /signed"
+)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """True if ``exc`` says the event log could not take events now (try again later).
+
+    Such messages are never dead-lettered: nothing is wrong with them.
+    """
+    if isinstance(exc, OSError | sqlite3.OperationalError):
+        return True
+    name = type(exc).__name__.lower()
+    return any(word in name for word in ("unavailable", "timeout", "noservers", "connection"))
+
+
+@dataclass(slots=True)
+class _Unit:
+    """Messages that become durable together: one ingest call, and their tokens."""
+
+    device_id: str
+    messages: list[tuple[str, bytes, Token | None]]
+    work: Callable[[], object]
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What became of a drained batch: tokens to acknowledge, messages to try again."""
+
+    acks: list[Token] = field(default_factory=list)
+    retry: list[tuple[str, bytes, Token | None]] = field(default_factory=list)
+    done: int = 0
 
 
 class MqttIngest:
@@ -42,7 +104,8 @@ class MqttIngest:
 
     ``receiver="thread"`` runs the MQTT client in this process. ``receiver="process"`` runs it
     in a child process that forwards batches through a pipe, so that receiving and the
-    pipeline use two cores instead of sharing one interpreter lock.
+    pipeline use two cores instead of sharing one interpreter lock; the tokens of messages made
+    durable go back through a second pipe, to be acknowledged there.
     """
 
     def __init__(
@@ -58,12 +121,14 @@ class MqttIngest:
         client_id: str = "",
         max_batch: int = 20_000,
         receiver: Literal["thread", "process"] = "thread",
+        trust_topic: bool = False,
     ) -> None:
         self.ingest = platform_ingest
         self.registry = registry
         self.topic_prefix = topic_prefix.rstrip("/")
         self.max_batch = max_batch
         self.mode = receiver
+        self.trust_topic = trust_topic
         self._login = Login(
             host=host,
             port=port,
@@ -72,19 +137,23 @@ class MqttIngest:
             topic_prefix=self.topic_prefix,
             client_id=client_id,
         )
-        #: Messages handed on to ingest (accepted or kept as dead letters).
+        #: Messages handed on to ingest for good (accepted or kept as dead letters).
         self.handled = 0
-        #: Messages lost to an unexpected error inside ingest (logged; should stay 0).
+        #: Messages kept as ``ingest_failed`` dead letters: ingest failed on them (logged).
         self.failed = 0
+        #: Attempts at messages the event log could not take (tried again, not acknowledged).
+        self.deferred = 0
         self._forwarded = 0
-        self._inbox: deque[tuple[str, bytes]] = deque()
+        self._inbox: deque[Any] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._closing = threading.Event()
         self._busy = False
         self._worker: threading.Thread | None = None
         self._receiver: Receiver | None = None
         self._child: Any = None
         self._child_stop: Any = None
+        self._acks: Connection | None = None
         self._reader: threading.Thread | None = None
 
     @property
@@ -99,6 +168,7 @@ class MqttIngest:
     def start(self, timeout: float = 10.0) -> None:
         """Connect, subscribe and start the worker; returns once the subscription is in place."""
         self._stop.clear()
+        self._closing.clear()
         self._worker = threading.Thread(
             target=self._drain_forever, name="civicguard-mqtt", daemon=True
         )
@@ -118,15 +188,18 @@ class MqttIngest:
         # spawn, not fork: the platform process already runs threads (processor, worker).
         ctx = multiprocessing.get_context("spawn")
         reader, writer = ctx.Pipe(duplex=False)
+        acks_in, acks_out = ctx.Pipe(duplex=False)
         self._child_stop = ctx.Event()
         self._child = ctx.Process(
             target=receive_in_child,
-            args=(writer, self._child_stop, self._login, timeout),
+            args=(writer, acks_in, self._child_stop, self._login, timeout),
             name="civicguard-mqtt-receiver",
             daemon=True,
         )
         self._child.start()
         writer.close()
+        acks_in.close()
+        self._acks = acks_out
         if not reader.poll(timeout + 30):
             raise ConnectionError("the MQTT receiver process did not report back")
         status, why = reader.recv()
@@ -141,36 +214,49 @@ class MqttIngest:
         inbox = self._inbox
         while True:
             try:
-                batch = conn.recv()
+                bundles = conn.recv()
             except (EOFError, OSError):
                 break
-            if batch is None:
+            if bundles is None:
                 break
-            inbox.extend(batch)
-            self._forwarded += sum(len(lengths) for _, _, lengths in batch)
+            inbox.extend(bundles)
+            self._forwarded += sum(len(lengths) for _, _, lengths, _ in bundles)
             if not self._wake.is_set():
                 self._wake.set()
         conn.close()
 
     def stop(self) -> None:
-        """Disconnect, hand what is already buffered to ingest, and stop the worker."""
+        """Stop receiving, hand what is already received to ingest, acknowledge, disconnect.
+
+        Messages the event log cannot take now are not tried again: left unacknowledged, the
+        broker delivers them at the next start.
+        """
+        self._closing.set()
         if self._receiver is not None:
-            self._receiver.close()
+            self._receiver.accepting = False
         if self._child is not None:
             self._child_stop.set()
             if self._reader is not None:
                 self._reader.join(timeout=30)
                 self._reader = None
-            self._child.join(timeout=10)
-            if self._child.is_alive():
-                self._child.terminate()
-                self._child.join()
-            self._child = None
         self._stop.set()
         self._wake.set()
         if self._worker is not None:
             self._worker.join(timeout=60)
             self._worker = None
+        if self._receiver is not None:
+            self._receiver.close()
+        if self._child is not None:
+            if self._acks is not None:
+                with contextlib.suppress(OSError):
+                    self._acks.send(None)
+                self._acks.close()
+                self._acks = None
+            self._child.join(timeout=10)
+            if self._child.is_alive():
+                self._child.terminate()
+                self._child.join()
+            self._child = None
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every message received so far has been handed to ingest."""
@@ -193,81 +279,160 @@ class MqttIngest:
                 self._wake.clear()
                 continue
             self._busy = True
-            n = min(len(inbox), self.max_batch)
-            messages = [inbox.popleft() for _ in range(n)]
-            if self.mode == "process":
-                n = sum(len(lengths) for _, _, lengths in messages)  # type: ignore[misc]
             try:
-                if self.mode == "process":
-                    self.handle_bundles(messages)  # type: ignore[arg-type]
-                else:
-                    self.handle(messages)
-            except Exception:
-                # One bad batch must not stop ingest for the whole city; the count shows it.
-                self.failed += n
-                log.exception("MQTT batch of %d messages could not be ingested", n)
+                n = min(len(inbox), self.max_batch)
+                taken = [inbox.popleft() for _ in range(n)]
+                bundles: list[Bundle] = taken if self.mode == "process" else bundle(taken)
+                outcome = self._handle(bundles)
+                self._acknowledge(outcome.acks)
+                self.handled += outcome.done
+                if outcome.retry and not self._closing.is_set():
+                    # Tried first next time; meanwhile the broker holds them unacknowledged.
+                    self.deferred += len(outcome.retry)
+                    again = bundle(outcome.retry) if self.mode == "process" else outcome.retry
+                    inbox.extendleft(reversed(again))
+                    self._stop.wait(RETRY_PAUSE_S)
             finally:
-                self.handled += n
                 self._busy = False
 
-    def handle(self, messages: Iterable[tuple[str, bytes]]) -> None:
-        """Ingest ``(topic, payload)`` pairs: group by device, one ingest call per device."""
-        by_device: dict[str, list[bytes]] = {}
-        for topic, payload in messages:
-            device_id, kind = self._route(topic)
-            if kind == READINGS:
-                by_device.setdefault(device_id, []).append(payload)
-            elif kind == SIGNED:
-                body = self._verify(device_id, payload)
-                if body is not None:
-                    by_device.setdefault(device_id, []).append(body)
-            else:
-                self.ingest.refuse(
-                    Reason.UNKNOWN_STREAM,
-                    f"topic {topic[:120]!r} is not <prefix>/<device>/readings or /signed",
-                    Transport.MQTT,
-                    payload,
-                )
-        for device_id, bodies in by_device.items():
-            self._submit(device_id, bodies)
+    def _acknowledge(self, tokens: list[Token]) -> None:
+        if not tokens:
+            return
+        if self._receiver is not None:
+            self._receiver.ack(tokens)
+        elif self._acks is not None:
+            with contextlib.suppress(OSError):  # the receiver is gone: the broker redelivers
+                self._acks.send(tokens)
 
-    def handle_bundles(self, bundles: Iterable[tuple[str, bytes, list[int]]]) -> None:
-        """Ingest what the receiver process forwards: per topic, joined payloads and lengths.
+    # -- routing and ingest --------------------------------------------------------------------
+
+    def handle(self, messages: Iterable[tuple[str, bytes]]) -> None:
+        """Ingest ``(topic, payload)`` pairs that need no acknowledgement (tests, tools)."""
+        self._handle(bundle([(t, p, None) for t, p in messages]))
+
+    def handle_bundles(self, bundles: Iterable[Bundle]) -> list[Token]:
+        """Ingest bundles as the receiver hands them over; the tokens now safe to acknowledge."""
+        return self._handle(list(bundles)).acks
+
+    def _handle(self, bundles: list[Bundle]) -> _Outcome:
+        """Group by device, one ingest call per device, and say what became of each message.
 
         A bundle of plain readings from a known device is parsed as one JSON array; anything
         unusual (a malformed or oversized payload, an array payload, a signed topic, an unknown
-        device) is split back into its messages and goes through :meth:`handle` one by one, so
-        that each refusal keeps its own reason and payload.
+        device) is split back into its messages, so that each refusal keeps its own reason.
         """
         limit = self.ingest.decoder.catalog.limits.max_payload_bytes
-        by_device: dict[str, list[Any]] = {}
-        single: list[tuple[str, bytes]] = []
-        for topic, joined, lengths in bundles:
+        fast: dict[str, tuple[list[Any], list[tuple[str, bytes, Token | None]]]] = {}
+        bodies: dict[str, list[tuple[tuple[str, bytes, Token | None], bytes]]] = {}
+        units: list[_Unit] = []
+        for topic, joined, lengths, tokens in bundles:
             device_id, kind = self._route(topic)
+            messages = list(
+                zip([topic] * len(lengths), _split(joined, lengths), tokens, strict=True)
+            )
+            if kind == READINGS and not self.trust_topic:
+                units.extend(
+                    self._refusal(m, Reason.BAD_CREDENTIALS, UNTRUSTED_TOPIC) for m in messages
+                )
+                continue
+            if kind not in (READINGS, SIGNED):
+                detail = f"topic is not {self.topic_prefix}/<device>/{READINGS} or /{SIGNED}"
+                units.extend(self._refusal(m, Reason.UNKNOWN_STREAM, detail, "") for m in messages)
+                continue
             items = None
             if kind == READINGS and max(lengths) <= limit and self.registry.get(device_id):
-                try:
-                    items = orjson.loads(b"[" + joined + b"]")
-                except orjson.JSONDecodeError:
-                    items = None
-                if items is not None and (
-                    len(items) != len(lengths) or any(type(i) is not dict for i in items)
-                ):
-                    items = None
-            if items is None:
-                single.extend((topic, payload) for payload in _split(joined, lengths))
-            else:
-                by_device.setdefault(device_id, []).extend(items)
-        if single:
-            self.handle(single)
-        for device_id, items in by_device.items():
-            try:
-                device = self.registry.by_broker_identity(device_id)
-            except AuthError as exc:
-                for item in items:
-                    self._refuse(exc.reason, exc.detail, orjson.dumps(item), device_id)
+                items = _as_readings(joined, len(lengths))
+            if items is not None:
+                group = fast.setdefault(device_id, ([], []))
+                group[0].extend(items)
+                group[1].extend(messages)
                 continue
-            self.ingest.submit_items(device, items, Transport.MQTT)
+            for message in messages:
+                # A signed message is retried as it came, signature and all.
+                body = self._verify(device_id, message, units) if kind == SIGNED else message[1]
+                if body is not None:
+                    bodies.setdefault(device_id, []).append((message, body))
+        for device_id, (items, messages) in fast.items():
+            units.append(self._readings(device_id, messages, [p for _, p, _ in messages], items))
+        for device_id, pairs in bodies.items():
+            units.append(
+                self._readings(device_id, [m for m, _ in pairs], [b for _, b in pairs], None)
+            )
+        outcome = _Outcome()
+        for unit in units:
+            self._run(unit, outcome)
+        return outcome
+
+    def _run(self, unit: _Unit, outcome: _Outcome) -> None:
+        """Do one unit's ingest call; on failure defer it, or keep it as a dead letter."""
+        tokens = [t for _, _, t in unit.messages if t is not None]
+        try:
+            unit.work()
+        except Exception as exc:  # one bad batch must not stop the whole city
+            if unavailable(exc) or not self._dead_letter(unit, exc):
+                log.warning(
+                    "MQTT: the event log could not take %d message(s) (%s); not acknowledged",
+                    len(unit.messages),
+                    type(exc).__name__,
+                )
+                outcome.retry.extend(unit.messages)
+                return
+        outcome.acks.extend(tokens)
+        outcome.done += len(unit.messages)
+
+    def _dead_letter(self, unit: _Unit, exc: Exception) -> bool:
+        """Keep a unit ingest failed on as ``ingest_failed`` dead letters; False if it cannot."""
+        # Where it failed, not the exception's message: that may quote a value it was given.
+        log.error(
+            "MQTT batch of %d message(s) failed inside ingest: %s; kept as dead letters\n%s",
+            len(unit.messages),
+            type(exc).__name__,
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
+        detail = f"ingest failed on this message ({type(exc).__name__}); it was not stored"
+        device_id = unit.device_id if self.registry.get(unit.device_id) else None
+        try:
+            for _, payload, _ in unit.messages:
+                self.ingest.refuse(
+                    Reason.INGEST_FAILED, detail, Transport.MQTT, payload, device_id=device_id
+                )
+        except Exception:  # the log refuses even a dead letter: try later
+            return False
+        self.failed += len(unit.messages)
+        return True
+
+    def _refusal(
+        self,
+        message: tuple[str, bytes, Token | None],
+        reason: Reason,
+        detail: str,
+        device_id: str | None = None,
+    ) -> _Unit:
+        topic, payload, _ = message
+        if device_id is None:
+            named = self._route(topic)[0]
+            device_id = named if named and self.registry.get(named) else ""
+        return _Unit(
+            device_id=device_id,
+            messages=[message],
+            work=lambda: self.ingest.refuse(
+                reason, detail, Transport.MQTT, payload, device_id=device_id or None
+            ),
+        )
+
+    def _readings(
+        self,
+        device_id: str,
+        messages: list[tuple[str, bytes, Token | None]],
+        bodies: list[bytes],
+        items: list[Any] | None,
+    ) -> _Unit:
+        """One ingest call for a device's messages: already parsed ``items``, or ``bodies``."""
+        return _Unit(
+            device_id=device_id,
+            messages=messages,
+            work=lambda: self._submit(device_id, bodies, items),
+        )
 
     def _route(self, topic: str) -> tuple[str, str]:
         head = self.topic_prefix + "/"
@@ -276,53 +441,61 @@ class MqttIngest:
         device_id, _, kind = topic[len(head) :].partition("/")
         return device_id, kind
 
-    def _verify(self, device_id: str, payload: bytes) -> bytes | None:
-        """The inner body of a signed message, or None after recording why it was refused."""
+    def _verify(
+        self, device_id: str, message: tuple[str, bytes, Token | None], units: list[_Unit]
+    ) -> bytes | None:
+        """The inner body of a signed message, or None after queueing why it is refused."""
+        payload = message[1]
         try:
             envelope = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
-            self._refuse(
-                Reason.MALFORMED_JSON, f"signed message is not JSON: {exc}", payload, device_id
+            units.append(
+                self._refusal(message, Reason.MALFORMED_JSON, f"signed message is not JSON: {exc}")
             )
             return None
         sig = envelope.get("sig") if isinstance(envelope, dict) else None
         body = envelope.get("body") if isinstance(envelope, dict) else None
         if not isinstance(sig, str) or not isinstance(body, str):
-            self._refuse(
-                Reason.MISSING_FIELD,
-                'signed message must be {"sig": "<hex>", "body": "<JSON text>"}',
-                payload,
-                device_id,
-            )
+            shape = 'signed message must be {"sig": "<hex>", "body": "<JSON text>"}'
+            units.append(self._refusal(message, Reason.MISSING_FIELD, shape))
             return None
         raw = body.encode()
         try:
             self.registry.by_signature(device_id, raw, sig)
         except AuthError as exc:
-            self._refuse(exc.reason, exc.detail, payload, device_id)
+            units.append(self._refusal(message, exc.reason, exc.detail, device_id))
             return None
         return raw
 
-    def _refuse(self, reason: Reason, detail: str, payload: bytes, device_id: str) -> None:
-        self.ingest.refuse(reason, detail, Transport.MQTT, payload, device_id=device_id or None)
-
-    def _submit(self, device_id: str, bodies: list[bytes]) -> None:
+    def _submit(self, device_id: str, bodies: list[bytes], items: list[Any] | None) -> None:
         try:
             device = self.registry.by_broker_identity(device_id)
         except AuthError as exc:
             for body in bodies:
-                self._refuse(exc.reason, exc.detail, body, device_id)
+                self.ingest.refuse(exc.reason, exc.detail, Transport.MQTT, body, device_id)
             return
-        items: list[Any] = []
-        parse = self.ingest.decoder.parse_body
-        for body in bodies:
-            try:
-                items.extend(parse(body))
-            except ReadingError:
-                # ingest records the refusal with its reason (malformed JSON, oversized...).
-                self.ingest.submit(device, body, Transport.MQTT)
+        if items is None:
+            items = []
+            parse = self.ingest.decoder.parse_body
+            for body in bodies:
+                try:
+                    items.extend(parse(body))
+                except ReadingError:
+                    # ingest records the refusal with its reason (malformed JSON, oversized...).
+                    self.ingest.submit(device, body, Transport.MQTT)
         if items:
             self.ingest.submit_items(device, items, Transport.MQTT)
+
+
+def _as_readings(joined: bytes, count: int) -> list[Any] | None:
+    """``count`` joined payloads as one list of readings, or None if they are not just that."""
+    try:
+        items = orjson.loads(b"[" + joined + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    if len(items) != count or any(type(i) is not dict for i in items):
+        return None
+    return items  # type: ignore[no-any-return]
 
 
 def _split(joined: bytes, lengths: list[int]) -> list[bytes]:
@@ -349,7 +522,8 @@ def write_mosquitto_auth(
     Each device logs in with its id and secret and may write only its own topics; the platform
     user may read every device's topics; each of ``gateways`` (user -> password) may publish
     signed payloads for any device. Revoked devices get no login. The password file is hashed
-    with the ``mosquitto_passwd`` binary (Debian package mosquitto).
+    with the ``mosquitto_passwd`` binary (Debian package mosquitto). With this ACL in place the
+    platform may trust the ``/readings`` topic (``CIVICGUARD_MQTT_TRUST_TOPIC=true``).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

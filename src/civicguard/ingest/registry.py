@@ -4,20 +4,35 @@ Every device has one random secret. Over HTTP it is presented as a bearer token 
 key of an HMAC-SHA256 over the request body; on MQTT it is the device's broker password (the
 broker's ACL binds the username to the device's own topic) or the key of a signed payload.
 Secrets are sealed at rest; only their holders and the registry in memory ever see them.
+
+Several processes hold a registry over one store (``serve``, the workers, the CLI). A device
+provisioned or revoked by another process reaches this one within ``CHECK_EVERY`` seconds:
+whenever a device is looked up, at most every ``CHECK_EVERY`` seconds, the registry asks the
+store for a summary of the devices table (one aggregate query: how many, how many revoked,
+the latest creation and revocation) and reloads everything when it changed. No query per
+request, no cache that can stay stale for long, and no schema change.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from civicguard.catalog.model import Catalog
 from civicguard.ingest.model import Device, Reason
 from civicguard.privacy.keys import Sealer
 from civicguard.store.repositories import DeviceRepository
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two looks at whether another process changed the devices.
+CHECK_EVERY = 0.5
 
 
 class AuthError(Exception):
@@ -41,7 +56,15 @@ def sign(secret: str, body: bytes) -> str:
 class DeviceRegistry:
     """Provisioned devices, cached in memory, persisted through a repository."""
 
-    def __init__(self, repository: DeviceRepository, sealer: Sealer, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        repository: DeviceRepository,
+        sealer: Sealer,
+        catalog: Catalog,
+        *,
+        check_every: float = CHECK_EVERY,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._repo = repository
         self._sealer = sealer
         self._catalog = catalog
@@ -49,10 +72,43 @@ class DeviceRegistry:
         self._devices: dict[str, Device] = {}
         self._secrets: dict[str, str] = {}
         self._by_token: dict[str, str] = {}
+        self._version: tuple[object, ...] = ()
+        self._check_every = check_every
+        self._monotonic = monotonic
+        self._checking = threading.Lock()
+        self._next_check = 0.0
         self.reload()
 
-    def reload(self) -> None:
-        """Re-read every device from the store (after another process changed it)."""
+    def refresh(self) -> bool:
+        """Reload if another process changed the devices since; True if it did."""
+        version = self._repo.version()
+        if version == self._version:
+            return False
+        self.reload(version)
+        return True
+
+    def _notice_changes(self) -> None:
+        """:meth:`refresh`, at most every ``check_every`` seconds and by one thread at a time
+        (the others go on with the devices as they are); a store that cannot be reached
+        leaves them as they are too."""
+        now = self._monotonic()
+        if now < self._next_check or not self._checking.acquire(blocking=False):
+            return
+        try:
+            self._next_check = now + self._check_every
+            self.refresh()
+        except Exception:  # the database away for a moment must not refuse every device
+            log.warning("could not check the store for device changes", exc_info=True)
+        finally:
+            self._checking.release()
+
+    def reload(self, version: tuple[object, ...] | None = None) -> None:
+        """Re-read every device from the store (after another process changed it).
+
+        ``version``: the store's summary read just before (read here if not given), so a
+        change made during the reload is noticed at the next check.
+        """
+        version = self._repo.version() if version is None else version
         devices: dict[str, Device] = {}
         secrets_: dict[str, str] = {}
         for device, sealed in self._repo.all():
@@ -62,6 +118,7 @@ class DeviceRegistry:
             self._devices = devices
             self._secrets = secrets_
             self._by_token = {_token_key(s): d for d, s in secrets_.items()}
+            self._version = version
 
     def _check_new(self, device: Device) -> None:
         if not self._catalog.has_stream(device.stream):
@@ -104,24 +161,21 @@ class DeviceRegistry:
         if not self._repo.revoke(device_id, now):
             return False
         with self._lock:
-            device = self._devices[device_id]
-            self._devices[device_id] = Device(
-                id=device.id,
-                stream=device.stream,
-                lat=device.lat,
-                lon=device.lon,
-                district=device.district,
-                label=device.label,
-                revoked=True,
-            )
+            device = self._devices.get(device_id)
+            if device is not None:
+                self._devices[device_id] = replace(device, revoked=True)
+        if device is None:
+            self.reload()  # provisioned by another process and not noticed here yet
         return True
 
     def get(self, device_id: str) -> Device | None:
         """The device with ``device_id``, if provisioned."""
+        self._notice_changes()
         return self._devices.get(device_id)
 
     def all(self) -> list[Device]:
         """Every provisioned device."""
+        self._notice_changes()
         return sorted(self._devices.values(), key=lambda d: d.id)
 
     def secret(self, device_id: str) -> str | None:
@@ -129,6 +183,7 @@ class DeviceRegistry:
         return self._secrets.get(device_id)
 
     def _usable(self, device_id: str | None) -> Device:
+        self._notice_changes()
         device = self._devices.get(device_id) if device_id else None
         if device is None:
             raise AuthError(Reason.UNKNOWN_DEVICE, f"device {device_id!r} is not provisioned")
@@ -138,6 +193,7 @@ class DeviceRegistry:
 
     def by_token(self, token: str) -> Device:
         """The device whose bearer token is ``token``."""
+        self._notice_changes()
         device_id = self._by_token.get(_token_key(token))
         if device_id is None:
             raise AuthError(Reason.BAD_CREDENTIALS, "bearer token matches no device")

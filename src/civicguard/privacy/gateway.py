@@ -22,9 +22,9 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from civicguard.catalog.model import Catalog, Category, FieldSpec, Stream, Treatment
+from civicguard.catalog.model import Catalog, Category, FieldSpec, FieldType, Stream, Treatment
 from civicguard.ingest import position
-from civicguard.ingest.model import Device, ReadingBatch, Rejection
+from civicguard.ingest.model import Device, ReadingBatch, Reason, Rejection
 from civicguard.metrics import METRICS
 from civicguard.privacy.keys import KeyStore
 from civicguard.privacy.pseudonyms import (
@@ -37,6 +37,7 @@ from civicguard.privacy.pseudonyms import (
 __all__ = ["ACTIONS", "PrivacyGateway", "Pseudonymiser", "generalise", "normalise_identifier"]
 
 _MAC = re.compile(r"\b[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}\b")
+_LINE = re.compile(r"^line \d+: ")
 
 #: What the gateway counts per stream: readings that went through, readings refused (by
 #: ingest, counted as their dead letters pass here) and field values by what happened to them
@@ -304,69 +305,82 @@ class PrivacyGateway:
             }
 
     def redact(self, rejection: Rejection, *, authenticated: bool) -> Rejection:
-        """A dead letter safe to keep: personal fields treated as the catalog says.
+        """A dead letter safe to keep, whatever the refused reading held and wherever.
 
-        Payloads from senders that did not authenticate are never kept (only their size), nor
-        are unparseable payloads of personal streams. In parseable payloads of personal streams
-        identifiers are pseudonymised or counted, dropped fields go, numbers are generalised, a
-        reading's own location becomes its cell, and keys outside the envelope are withheld.
+        Payloads from senders that did not authenticate are never kept (only their size). Of an
+        authenticated sender's refused reading, of any stream, only what is safe by its type is
+        kept: an integer ``seq``, a numeric ``ts`` (bucketed as the stream says), and each
+        declared field treated as the catalog says, with a value of the field's own type (a
+        string where a number belongs, a choice outside the declared ones, a list where a string
+        belongs: ``"[withheld]"``). Keys the catalog does not declare are counted, never named:
+        a name is the sender's text too. Anything that is not one JSON reading is withheld. A
+        claimed device id that names no device is not kept either: it could be anything.
         """
         tally = np.zeros(len(ACTIONS), dtype=np.int64)
         tally[_REFUSED] = 1
         self._add(rejection.stream or _NO_STREAM, tally)
+        device_id, detail = rejection.device_id, rejection.detail
+        if rejection.reason is Reason.UNKNOWN_DEVICE:
+            where = _LINE.match(detail)  # a replayed file's line number stays
+            device_id = None
+            detail = (where.group(0) if where else "") + UNKNOWN_DEVICE_DETAIL
         payload = rejection.payload
-        if not payload:
-            return rejection
-        stream = (
-            self.catalog.stream(rejection.stream)
-            if rejection.stream and self.catalog.has_stream(rejection.stream)
-            else None
-        )
-        safe: bytes
-        if not authenticated:
-            safe = orjson.dumps({"withheld": "sender not authenticated", "bytes": len(payload)})
-        elif stream is not None and (
-            stream.category is not Category.NON_PERSONAL or any(f.identifier for f in stream.fields)
-        ):
-            safe = self._redact_personal(payload, stream, rejection.received_at)
-        else:
-            safe = payload[:4096]
-        safe = _MAC.sub("[mac]", safe.decode("utf-8", errors="replace")).encode()
+        if payload:
+            stream = (
+                self.catalog.stream(rejection.stream)
+                if rejection.stream and self.catalog.has_stream(rejection.stream)
+                else None
+            )
+            if not authenticated:
+                payload = orjson.dumps(
+                    {"withheld": "sender not authenticated", "bytes": len(payload)}
+                )
+            else:
+                payload = self._redact_reading(payload, stream, rejection.received_at)
+            payload = _MAC.sub("[mac]", payload.decode("utf-8", errors="replace")).encode()
         return Rejection(
             reason=rejection.reason,
-            detail=rejection.detail,
+            detail=detail,
             transport=rejection.transport,
             received_at=rejection.received_at,
-            device_id=rejection.device_id,
+            device_id=device_id,
             stream=rejection.stream,
             seq=rejection.seq,
             index=rejection.index,
-            payload=safe,
+            payload=payload,
         )
 
-    def _redact_personal(self, payload: bytes, stream: Stream, when: float) -> bytes:
+    def _redact_reading(self, payload: bytes, stream: Stream | None, when: float) -> bytes:
         withheld = orjson.dumps(
-            {"withheld": "unparseable payload of a personal stream", "bytes": len(payload)}
+            {"withheld": "not one reading of a known stream", "bytes": len(payload)}
         )
         try:
             item = orjson.loads(payload)
         except orjson.JSONDecodeError:
             return withheld
-        values = item.get("values") if isinstance(item, dict) else None
-        if not isinstance(item, dict) or not isinstance(values, dict):
+        if not isinstance(item, dict) or stream is None:
             return withheld
         out: dict[str, Any] = {}
-        for key in ("seq", "ts"):
-            if isinstance(item.get(key), int | float | str):
-                out[key] = item[key]
-        if isinstance(out.get("ts"), int | float) and stream.time_bucket_s:
-            bucketed = bucket_times(np.array([out["ts"]], dtype=float), stream.time_bucket_s)
-            out["ts"] = float(bucketed[0])
-        envelope = ("seq", "ts", "values", "device", "stream")
-        other = sorted(str(k) for k in item if k not in envelope)
+        seq = item.get("seq")
+        if type(seq) is int and 0 <= seq < 2**63:
+            out["seq"] = seq
+        ts = _number(item.get("ts"))
+        if ts is not None:
+            if stream.time_bucket_s:
+                ts = float(bucket_times(np.array([ts]), stream.time_bucket_s)[0])
+            out["ts"] = ts
+        other = sum(1 for k in item if k not in _ENVELOPE)
         if other:
             out["withheld_keys"] = other
-        out["values"] = self._redact_values(values, stream, when)
+        values = item.get("values")
+        if isinstance(values, dict):
+            out["values"] = self._redact_values(values, stream, when)
+            declared = {f.name for f in stream.fields}
+            unknown = sum(1 for k in values if k not in declared)
+            if unknown:
+                out["withheld_fields"] = unknown
+        elif "values" in item:
+            out["values"] = "[withheld]"
         return orjson.dumps(out)[:4096]
 
     def _redact_values(
@@ -377,25 +391,18 @@ class PrivacyGateway:
         out: dict[str, Any] = {}
         for name, raw in values.items():
             spec = specs.get(name)
-            if spec is None:
-                out[str(name)] = "[withheld]"  # undeclared: could be anything
-            elif name in located or spec.treatment is Treatment.DROP:
+            if spec is None or name in located or spec.treatment is Treatment.DROP:
                 continue
-            elif spec.treatment is Treatment.PSEUDONYMISE:
+            if spec.treatment is Treatment.PSEUDONYMISE:
                 out[name] = self._redact_identifier(stream.name, spec, raw, when)
             elif spec.treatment is Treatment.COUNT:
                 out[name] = (
-                    distinct_count(spec.identifier, raw) if isinstance(raw, list) else "[withheld]"
-                )
-            elif spec.treatment is Treatment.GENERALISE and spec.bucket:
-                number = _number(raw)
-                out[name] = (
-                    float(generalise(np.array([number]), spec.bucket)[0])
-                    if number is not None
-                    else "[withheld]"
+                    distinct_count(spec.identifier, raw)
+                    if isinstance(raw, list) and all(isinstance(v, str) for v in raw)
+                    else _WITHHELD
                 )
             else:
-                out[name] = raw
+                out[name] = _typed(spec, raw)
         if stream.location is not None:
             lat, lon = (_number(values.get(f)) for f in stream.location)
             if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
@@ -408,9 +415,38 @@ class PrivacyGateway:
         )
         if isinstance(raw, str):
             return pseudonym(raw)
-        if isinstance(raw, list):
-            return [pseudonym(str(v)) for v in raw]
-        return None if raw is None else "[withheld]"
+        if isinstance(raw, list) and all(isinstance(v, str) for v in raw):
+            return [pseudonym(v) for v in raw]
+        return None if raw is None else _WITHHELD
+
+
+_WITHHELD = "[withheld]"
+#: What a refusal of an unknown device says: the id it claimed could be anything, so it goes.
+UNKNOWN_DEVICE_DETAIL = "no device with the claimed id is provisioned (the id is not kept)"
+#: Keys of a reading's envelope whose absence from a redacted payload goes without saying.
+_ENVELOPE = frozenset({"seq", "ts", "values", "device", "stream", "location", "position"})
+
+
+def _typed(spec: FieldSpec, raw: object) -> object:
+    """A kept field's value if it has the field's own type (and is a declared choice)."""
+    if raw is None:
+        return None
+    kind = spec.type
+    if kind is FieldType.BOOLEAN:
+        ok = isinstance(raw, bool)
+    elif kind in (FieldType.NUMBER, FieldType.INTEGER):
+        number = _number(raw)
+        if number is not None and spec.treatment is Treatment.GENERALISE and spec.bucket:
+            return float(generalise(np.array([number]), spec.bucket)[0])
+        ok = number is not None
+    else:
+        items = [raw] if kind is FieldType.STRING else raw
+        ok = (
+            isinstance(items, list)
+            and all(isinstance(v, str) and len(v) <= spec.max_length for v in items)
+            and (spec.choices is None or set(items) <= set(spec.choices))
+        )
+    return raw if ok else _WITHHELD
 
 
 def _number(value: object) -> float | None:

@@ -1,10 +1,13 @@
 """Free-text scrubbing: personal identifiers in citizen reports and operator notes become tags.
 
-Presidio's pattern recognizers (e-mail, phone, IBAN, card, IP, MAC) run with a no-op NLP
-engine, so no language model is loaded or downloaded; e-mail domains are checked against the
-public suffix list snapshot bundled with ``tldextract``, never fetched. Our own recognizers in
-:mod:`civicguard.privacy.recognizers` add licence plates, street addresses and the national
-phone formats Presidio misses. Person names are not detected: no offline model is available.
+Presidio's pattern recognizers (e-mail, IBAN, IP, MAC) run with a no-op NLP engine, so no
+language model is loaded or downloaded; e-mail domains are checked against the public suffix
+list snapshot bundled with ``tldextract``, never fetched. Our own recognizers in
+:mod:`civicguard.privacy.recognizers` add licence plates of any country, phone numbers as
+people write them, payment cards of every network and street addresses in eight languages;
+they read the words before a candidate (plate, Kennzeichen; call, teléfono; order, factura),
+which Presidio's context words cannot do without an NLP model. Person names are not detected:
+no offline model is available.
 """
 
 from __future__ import annotations

@@ -2,7 +2,11 @@
 
 A backup holds the database only. Keys stay in the key store, apart from every backup, on
 purpose: erasing a subject destroys their key, so the subject's sealed data in old backups can
-no longer be read (crypto-shredding), and destroyed pseudonym keys stay destroyed.
+no longer be read (crypto-shredding), and destroyed pseudonym keys stay destroyed. A restored
+``key_events`` table may still call a key alive that was destroyed since the backup:
+:func:`reconcile_key_events` records those destructions again (the key store is the truth).
+What else a restore must undo (erasures) is the citizens package's: see
+:mod:`civicguard.citizens.restore`.
 
 SQLite is copied with its online backup API (a consistent snapshot while writers carry on);
 PostgreSQL with ``pg_dump --format=custom`` and restored with ``pg_restore``.
@@ -13,12 +17,22 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.engine import make_url
+
+from civicguard.store import schema
+from civicguard.store.lifecycle import CREATED, DESTROYED, KeyEventRepository
+
+#: Why :func:`reconcile_key_events` records a destruction (the time is the restore's).
+DESTROYED_BEFORE_RESTORE = (
+    "destroyed after the backup this database was restored from was taken; "
+    "recorded again at the restore"
+)
 
 
 class BackupError(RuntimeError):
@@ -111,3 +125,29 @@ def restore_backup(engine: Engine, source: Path) -> None:
         )
     else:
         raise BackupError(f"restores of {dialect} databases are not supported")
+
+
+def reconcile_key_events(
+    engine: Engine, alive: Callable[[str], bool], prefix: str, at: float
+) -> list[str]:
+    """Record the destruction of keys named ``prefix...`` that the restored ``key_events``
+    says were created and never destroyed, but that the key store no longer holds.
+
+    Returns their names. The keys themselves were never in the backup, so they stay
+    destroyed whatever the table says; this only puts the table right.
+    """
+    t = schema.key_events
+    with engine.connect() as conn:
+        events: dict[str, set[str]] = {}
+        q = select(t.c.name, t.c.event).where(t.c.name.startswith(prefix, autoescape=True))
+        for name, event in conn.execute(q):
+            events.setdefault(name, set()).add(event)
+    gone = sorted(
+        name
+        for name, kinds in events.items()
+        if CREATED in kinds and DESTROYED not in kinds and not alive(name)
+    )
+    journal = KeyEventRepository(engine)
+    for name in gone:
+        journal.record(name, DESTROYED, at, DESTROYED_BEFORE_RESTORE)
+    return gone

@@ -80,6 +80,19 @@ class DeviceRepository:
             rows = conn.execute(select(schema.devices).order_by(schema.devices.c.id)).mappings()
             return [(_device(r), bytes(r["secret_sealed"])) for r in rows]
 
+    def version(self) -> tuple[Any, ...]:
+        """A cheap summary that changes whenever a device is added or revoked (one aggregate
+        query), so that a process can tell that another one changed the devices."""
+        t = schema.devices
+        q = select(
+            func.count(),
+            func.count(t.c.revoked_at),
+            func.max(t.c.created_at),
+            func.max(t.c.revoked_at),
+        )
+        with self._engine.connect() as conn:
+            return tuple(conn.execute(q).one())
+
 
 def _device(row: Any) -> Device:
     return Device(

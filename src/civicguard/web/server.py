@@ -122,6 +122,8 @@ def serve_platform(settings: Settings) -> None:
                 settings.mqtt_username,
                 settings.mqtt_password,
                 receiver="process",  # receiving takes a core of its own (see bench ingest)
+                client_id=settings.mqtt_client_id,
+                trust_topic=settings.mqtt_trust_topic,
             )
             mqtt.start()
         app = create_app(platform)

@@ -42,8 +42,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 RETRY_AFTER_S = 5
 
 
+def _known(platform: Platform, claimed: str | None) -> str | None:
+    """A claimed device id worth keeping with a refusal: one that names a provisioned device.
+
+    Anything else is the sender's own text, and could be a plate or a phone number.
+    """
+    return claimed if claimed and platform.registry.get(claimed) is not None else None
+
+
 def _auth_failure(platform: Platform, exc: AuthError, device_id: str | None) -> ApiError:
-    platform.ingest.refuse(exc.reason, exc.detail, Transport.HTTP, b"", device_id)
+    platform.ingest.refuse(exc.reason, exc.detail, Transport.HTTP, b"", _known(platform, device_id))
     status = 403 if exc.reason is Reason.REVOKED_DEVICE else 401
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return ApiError(status, exc.reason.value, exc.detail, headers=headers)
@@ -80,7 +88,9 @@ async def _ingest(request: Request, platform: Platform) -> Any:
     token = bearer_token(request)
     oversized = f"body is larger than the limit of {limit} bytes"
     if declared_too_large(request, limit):
-        platform.ingest.refuse(Reason.OVERSIZED, oversized, Transport.HTTP, b"", claimed)
+        platform.ingest.refuse(
+            Reason.OVERSIZED, oversized, Transport.HTTP, b"", _known(platform, claimed)
+        )
         raise ApiError(413, Reason.OVERSIZED.value, oversized)
 
     device: Device | None = None
@@ -100,7 +110,11 @@ async def _ingest(request: Request, platform: Platform) -> Any:
     body = await read_bounded(request, limit)
     if body is None:
         platform.ingest.refuse(
-            Reason.OVERSIZED, oversized, Transport.HTTP, b"", device.id if device else claimed
+            Reason.OVERSIZED,
+            oversized,
+            Transport.HTTP,
+            b"",
+            device.id if device else _known(platform, claimed),
         )
         raise ApiError(413, Reason.OVERSIZED.value, oversized)
     if device is None:
