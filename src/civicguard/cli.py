@@ -74,16 +74,26 @@ def serve(
 @app.command()
 def worker(
     data_dir: DataDir = None,
-    name: Annotated[str, typer.Option(help="Durable consumer shared by all workers.")] = "workers",
+    name: Annotated[
+        str, typer.Option(help="Consumer name; partition i is consumed through NAME-i.")
+    ] = "workers",
     partition: Annotated[
         int | None,
-        typer.Option(help="Consume only this partition (0..CIVICGUARD_NATS_PARTITIONS-1)."),
+        typer.Option(
+            help="The partition to consume (0..CIVICGUARD_NATS_PARTITIONS-1); "
+            "may be left out when there is one partition."
+        ),
     ] = None,
 ) -> None:
-    """Consume the NATS JetStream event log; start one per partition to share the load."""
-    from civicguard.worker import run_worker
+    """Consume one partition of the NATS JetStream event log; run one per partition."""
+    from civicguard.bus.nats import ConsumerConflictError
+    from civicguard.worker import PartitionError, run_worker
 
-    run_worker(_settings(data_dir, event_log="nats"), durable=name, partition=partition)
+    try:
+        run_worker(_settings(data_dir, event_log="nats"), durable=name, partition=partition)
+    except (PartitionError, ConsumerConflictError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -95,10 +105,12 @@ def replay(
     from civicguard.ingest.replay import replay_file
     from civicguard.platform import Platform
 
-    platform = Platform.build(_settings(data_dir))
+    settings = _settings(data_dir)
+    platform = Platform.build(settings)
     try:
         report = replay_file(platform, file, console=console)
-        while platform.processor.run_once(timeout=0.05):
+        # At city scale the partitions' workers store what was published; here, this process.
+        while settings.event_log != "nats" and platform.processor.run_once(timeout=0.05):
             pass
     finally:
         platform.close()

@@ -125,14 +125,33 @@ class Processor:
         return filed
 
     def run_once(self, max_events: int = 256, timeout: float = 0.2) -> int:
-        """Handle what the log has (waiting up to ``timeout``); return how many events."""
+        """Handle what the log has (waiting up to ``timeout``); return how many events.
+
+        The log is acknowledged only once everything taken is stored. A step that fails hands
+        what it took back to the log before raising, so that a later step's commit cannot
+        acknowledge it: it is delivered again and stored then (readings and dead letters are
+        stored once however often they come).
+        """
         events = self.log.consume(max_events, timeout)
-        if events:
+        if not events:
+            return 0
+        try:
             self.handle(events)
             if self.writer is not None:
                 self.writer.flush()  # acknowledge only what is stored
             self.log.commit()
+        except BaseException:
+            self._release()
+            raise
         return len(events)
+
+    def _release(self) -> None:
+        try:
+            self.log.release()
+        except Exception:
+            # A log that cannot even hand back keeps its events unacknowledged: a durable log
+            # delivers them again after a restart.
+            log.exception("could not hand the failed step's events back to the event log")
 
     def run(self, stop: threading.Event, tick_every: float = 0.5) -> None:
         """Consume until ``stop`` is set, ticking detectors every ``tick_every`` seconds."""

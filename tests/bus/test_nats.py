@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import signal
@@ -11,15 +12,17 @@ import threading
 import time
 from pathlib import Path
 
+import nats
 import numpy as np
 import orjson
 import pytest
+from nats.js.api import ConsumerConfig
 from sqlalchemy.exc import OperationalError
 
-from civicguard.bus.nats import NatsEventLog
-from civicguard.bus.port import Event
+from civicguard.bus.nats import ConsumerConflictError, NatsEventLog
+from civicguard.bus.port import Event, EventLogUnavailable
 from civicguard.clock import ManualClock
-from civicguard.ingest.model import Device, ReadingBatch, Transport
+from civicguard.ingest.model import Device, ReadingBatch, Rejection, Transport
 from civicguard.platform import Platform
 from civicguard.privacy.keys import MemoryKeyStore
 from civicguard.settings import Settings
@@ -60,22 +63,208 @@ def test_closing_hands_uncommitted_events_to_the_next_worker(nats_log: NatsLogFa
     assert sorted(seqs(consume_all(nats_log(ack_wait=60), 3))) == [0, 1, 2]
 
 
-def test_unacked_events_are_redelivered_after_ack_wait(nats_log: NatsLogFactory) -> None:
+def test_a_killed_consumers_events_go_to_the_next_one_after_ack_wait(
+    nats_server: NatsServer, nats_stream: tuple[str, str], nats_log: NatsLogFactory
+) -> None:
+    stream, prefix = nats_stream
     nats_log("ingest").publish([batch(1, first_seq=7), rejection()])
-    stuck = nats_log(ack_wait=1.0)
-    taken = consume_all(stuck, 2)
-    assert len(taken) == 2
+    # A worker that takes both events and is killed before it commits.
+    taker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from civicguard.bus.nats import NatsEventLog\n"
+            f"log = NatsEventLog({nats_server.url!r}, {stream!r}, subject_prefix={prefix!r},"
+            " ack_wait=1.0)\n"
+            "got = []\n"
+            "while len(got) < 2: got += log.consume(10, 0.5)\n"
+            "print('taken', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert taker.stdout is not None
+        assert taker.stdout.readline().strip() == b"taken"
+    finally:
+        taker.kill()
+        taker.wait()
     other = nats_log(ack_wait=1.0)
-    redelivered: list[Event] = []
-    deadline = time.monotonic() + 10
-    while len(redelivered) < 2 and time.monotonic() < deadline:
-        redelivered.extend(other.consume(10, 0.5))
+    redelivered = consume_all(other, 2, timeout=10)
     other.commit()
     assert len(redelivered) == 2
-    for got, want in zip(redelivered, taken, strict=True):
-        assert_same(got, want)
+    assert_same(redelivered[0], batch(1, first_seq=7))
+    assert_same(redelivered[1], rejection())
     # Committed now: waiting out another ack_wait brings nothing back.
     assert other.consume(10, 2.0) == []
+
+
+def test_a_living_consumer_keeps_what_it_holds_beyond_ack_wait(nats_log: NatsLogFactory) -> None:
+    # A step may take longer than ack_wait (a slow database): its events are not handed out
+    # again meanwhile, so nothing is processed twice.
+    nats_log("ingest").publish([batch(1, first_seq=0)])
+    slow = nats_log(ack_wait=1.0)
+    assert seqs(consume_all(slow, 1)) == [0]
+    other = nats_log(ack_wait=1.0)
+    assert other.consume(10, 3.5) == []
+    slow.commit()
+    assert other.consume(10, 1.5) == []
+
+
+def test_a_commit_after_a_release_acks_only_what_came_since(nats_log: NatsLogFactory) -> None:
+    # The lost-readings defect: a failed step's events stayed taken and the next successful
+    # step's commit acknowledged them, unstored.
+    ingest = nats_log("ingest")
+    ingest.publish([batch(1, first_seq=0)])
+    worker = nats_log()
+    assert seqs(consume_all(worker, 1)) == [0]
+    worker.release(delay=3.0)  # the step failed: the database is away
+    ingest.publish([batch(1, first_seq=1)])
+    assert seqs(consume_all(worker, 1)) == [1]
+    worker.commit()
+    assert seqs(consume_all(worker, 1, timeout=10)) == [0]
+    worker.commit()
+    assert worker.consume(10, 1.0) == []
+
+
+def test_released_one_by_one_events_come_singly(nats_log: NatsLogFactory) -> None:
+    nats_log("ingest").publish([batch(1, first_seq=i) for i in range(3)])
+    worker = nats_log()
+    assert seqs(consume_all(worker, 3)) == [0, 1, 2]
+    worker.release(delay=0, one_by_one=True)
+    singles = [seqs(worker.consume(10, 5.0)) for _ in range(3)]
+    assert singles == [[0], [1], [2]]
+    assert worker.deliveries() == 2
+    worker.commit()
+
+
+def test_a_publish_no_stream_answers_is_unavailable(nats_log: NatsLogFactory) -> None:
+    ingest = nats_log()
+    ingest.delete()
+    with pytest.raises(EventLogUnavailable):
+        ingest.publish([batch(1)])
+
+
+def test_a_publish_to_a_stopped_server_is_unavailable(own_nats_server: NatsServer) -> None:
+    ingest = NatsEventLog(own_nats_server.url, "AWAY", timeout=1.0)
+    try:
+        own_nats_server.stop()
+        with pytest.raises(EventLogUnavailable):
+            ingest.publish([batch(1)])
+    finally:
+        ingest.close()
+
+
+def test_a_batch_sent_again_is_kept_once(nats_log: NatsLogFactory) -> None:
+    # A device's retry after a 503 whose publish did land: same readings, new receipt time.
+    ingest = nats_log("ingest")
+    ingest.publish([batch(3, first_seq=0)])
+    again = dataclasses.replace(batch(3, first_seq=0), received_at=np.full(3, 1_790_000_099.0))
+    ingest.publish([again, batch(3, first_seq=3)])
+    assert seqs(drain(nats_log())) == [0, 1, 2, 3, 4, 5]
+
+
+def test_an_unreadable_message_comes_back_as_a_refusal(
+    nats_log: NatsLogFactory, nats_stream: tuple[str, str]
+) -> None:
+    worker = nats_log()
+    _, prefix = nats_stream
+    _publish_raw(worker.url, f"{prefix}.0", b"\x00 not an event")
+    got = consume_all(worker, 1)
+    worker.commit()
+    assert len(got) == 1
+    refusal = got[0]
+    assert isinstance(refusal, Rejection)
+    assert refusal.reason.value == "unprocessable_event"
+    assert refusal.payload == b"\x00 not an event"
+    assert f"{prefix}.0" in refusal.detail
+    assert worker.consume(10, 0.5) == []
+
+
+def test_an_idle_consumer_of_the_older_layout_is_removed(
+    nats_log: NatsLogFactory, nats_stream: tuple[str, str]
+) -> None:
+    stream, prefix = nats_stream
+    ingest = nats_log("ingest", partitions=2)
+    ingest.publish([batch(1, first_seq=i) for i in range(4)])
+    # What the previous version made: one consumer named "workers" taking every partition.
+    _add_consumer(ingest.url, stream, "workers", f"{prefix}.>")
+    got = [seqs(drain(nats_log(partitions=2, partition=p))) for p in (0, 1)]
+    assert sorted(got[0] + got[1]) == [0, 1, 2, 3]
+    assert sorted(_consumer_names(ingest.url, stream)) == ["workers-0", "workers-1"]
+
+
+def test_a_busy_overlapping_consumer_is_a_clear_error(
+    nats_log: NatsLogFactory, nats_stream: tuple[str, str]
+) -> None:
+    stream, prefix = nats_stream
+    ingest = nats_log("ingest", partitions=2)
+    ingest.publish([batch(1, first_seq=0)])
+    _add_consumer(ingest.url, stream, "everything", f"{prefix}.>")
+    with pytest.raises(ConsumerConflictError, match=r"consumer 'everything'.*nats consumer rm"):
+        nats_log(partitions=2, partition=0).start_consuming()
+
+
+def test_a_consumer_made_with_another_ack_wait_is_brought_to_this_ones(
+    nats_log: NatsLogFactory, nats_stream: tuple[str, str]
+) -> None:
+    # Consumers outlive the version that made them: the previous one waited 30 s.
+    stream, prefix = nats_stream
+    ingest = nats_log("ingest")
+    _add_consumer(ingest.url, stream, "workers-0", f"{prefix}.0", ack_wait=30.0)
+    nats_log(ack_wait=2.0).start_consuming()
+    assert _ack_wait(ingest.url, stream, "workers-0") == 2.0
+
+
+def _ack_wait(url: str, stream: str, name: str) -> float | None:
+    async def ask() -> float | None:
+        nc = await nats.connect(url)
+        try:
+            return (await nc.jetstream().consumer_info(stream, name)).config.ack_wait
+        finally:
+            await nc.close()
+
+    return asyncio.run(ask())
+
+
+def _publish_raw(url: str, subject: str, data: bytes) -> None:
+    async def send() -> None:
+        nc = await nats.connect(url)
+        try:
+            await nc.jetstream().publish(subject, data)
+        finally:
+            await nc.close()
+
+    asyncio.run(send())
+
+
+def _add_consumer(
+    url: str, stream: str, name: str, subject: str, ack_wait: float | None = None
+) -> None:
+    async def add() -> None:
+        nc = await nats.connect(url)
+        try:
+            await nc.jetstream().add_consumer(
+                stream,
+                ConsumerConfig(durable_name=name, filter_subject=subject, ack_wait=ack_wait),
+            )
+        finally:
+            await nc.close()
+
+    asyncio.run(add())
+
+
+def _consumer_names(url: str, stream: str) -> list[str]:
+    async def names() -> list[str]:
+        nc = await nats.connect(url)
+        try:
+            return [c.name for c in await nc.jetstream().consumers_info(stream)]
+        finally:
+            await nc.close()
+
+    return asyncio.run(names())
 
 
 def test_two_workers_share_the_durable_without_loss_or_duplicates(

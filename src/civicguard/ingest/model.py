@@ -20,6 +20,8 @@ class Transport(StrEnum):
     MQTT = "mqtt"
     REPLAY = "replay"
     SIMULATOR = "simulator"
+    #: Known only as a message of the event log that could not be read (its origin with it).
+    EVENT_LOG = "event_log"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +65,10 @@ class Reason(StrEnum):
     #: Ingest failed on a message for a reason of its own (not an unavailable event log); kept
     #: so that it is not silently lost (MQTT, which must acknowledge or redeliver each message).
     INGEST_FAILED = "ingest_failed"
+    #: An event of the event log that no worker could read or handle (not because the
+    #: database or the log was away): dead-lettered with its content so it does not block
+    #: its partition.
+    UNPROCESSABLE_EVENT = "unprocessable_event"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -107,7 +107,9 @@ def serve_platform(settings: Settings) -> None:
             print(f"created staff account 'admin' with password: {password}")
             print(f"(also in {Path(settings.data_dir) / INITIAL_PASSWORD_FILE}; shown once)")
         _load_streets(platform, settings)
-        platform.start_processing()
+        if settings.event_log != "nats":
+            # With NATS, `civicguard worker` processes run the pipeline; serve only ingests.
+            platform.start_processing()
         platform.start_retention()
         if settings.mqtt_host:
             from civicguard.ingest.mqtt import MqttIngest
