@@ -1,4 +1,8 @@
-"""The in-process event log: the embedded default, one process, nothing on disk."""
+"""The in-process event log: for unit tests only; one process, nothing on disk, not durable.
+
+``civicguard serve`` uses :class:`civicguard.bus.local.LocalEventLog` instead: everything this
+log holds is lost with the process.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ class MemoryEventLog:
 
     def __init__(self) -> None:
         self._queue: deque[Event] = deque()
+        #: Consumed and not yet committed, in order: what ``release`` hands back.
+        self._taken: list[Event] = []
         self._ready = threading.Condition()
         self._closed = False
 
@@ -31,10 +37,21 @@ class MemoryEventLog:
             if not self._queue and not self._closed:
                 self._ready.wait(timeout)
             n = min(max_events, len(self._queue))
-            return [self._queue.popleft() for _ in range(n)]
+            taken = [self._queue.popleft() for _ in range(n)]
+            self._taken.extend(taken)
+            return taken
 
     def commit(self) -> None:
-        """Nothing to acknowledge: consumed events are already gone from memory."""
+        """Forget what was consumed: it is not handed back any more."""
+        with self._ready:
+            self._taken.clear()
+
+    def release(self) -> None:
+        """Put what was consumed and not committed back at the front, in its order."""
+        with self._ready:
+            self._queue.extendleft(reversed(self._taken))
+            self._taken.clear()
+            self._ready.notify_all()
 
     def pending(self) -> int:
         """Events published and not yet consumed."""

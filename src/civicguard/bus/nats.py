@@ -142,6 +142,9 @@ class NatsEventLog:
         if not self._closed:
             self._call(self._commit(), self.timeout)
 
+    def release(self) -> None:  # stub for the EventLog port; the NATS branch implements it
+        raise NotImplementedError("NatsEventLog.release is implemented on the NATS branch")
+
     def pending(self) -> int:
         """Events not yet delivered to this consumer (before its first consume: the stream's)."""
         if self._closed:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from civicguard.bus.port import EventLogUnavailable
 from civicguard.ingest.model import Device, IngestResult, Reason, Transport
 from civicguard.ingest.registry import AuthError
 from civicguard.platform import Platform
@@ -35,8 +36,10 @@ _BODY_STATUS = {
     Reason.BATCH_TOO_LARGE: 413,
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorPublic} for code in (400, 401, 403, 413)
+    code: {"model": ErrorPublic} for code in (400, 401, 403, 413, 503)
 }
+#: Seconds a device is told to wait when its readings could not be made durable.
+RETRY_AFTER_S = 5
 
 
 def _auth_failure(platform: Platform, exc: AuthError, device_id: str | None) -> ApiError:
@@ -53,7 +56,25 @@ def _auth_failure(platform: Platform, exc: AuthError, device_id: str | None) -> 
     responses={**_ERRORS, 422: {"model": IngestOutcome}},
 )
 async def ingest(request: Request, platform: PlatformDep) -> Any:
-    """Accept one reading or a JSON array of readings from an authenticated device."""
+    """Accept one reading or a JSON array of readings from an authenticated device.
+
+    202 means every accepted reading is durable in the event log. When the log cannot make
+    them durable (disk full or read-only, log unreachable) nothing is accepted: 503 with
+    Retry-After, and the same body sent again later is taken as new.
+    """
+    try:
+        return await _ingest(request, platform)
+    except EventLogUnavailable as exc:
+        raise ApiError(
+            503,
+            "unavailable",
+            f"readings cannot be stored right now, nothing was accepted; send the same body "
+            f"again after {RETRY_AFTER_S} s ({exc})",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        ) from None
+
+
+async def _ingest(request: Request, platform: Platform) -> Any:
     limit = platform.catalog.limits.max_payload_bytes
     claimed = request.headers.get("x-device-id")
     token = bearer_token(request)
