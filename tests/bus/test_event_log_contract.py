@@ -10,7 +10,7 @@ import pytest
 from civicguard.bus.local import LocalEventLog
 from civicguard.bus.memory import MemoryEventLog
 from civicguard.bus.port import Event, EventLog
-from civicguard.ingest.model import Rejection
+from civicguard.ingest.model import Reason, Rejection, Transport
 from tests.bus.events import assert_same, batch, consume_all, rejection, seqs
 
 
@@ -105,4 +105,11 @@ def test_a_refusal_keeps_its_identity_through_the_log(releasing_log: EventLog) -
     again = consume_all(releasing_log, 1)
     assert isinstance(first[0], Rejection) and isinstance(again[0], Rejection)
     assert first[0].id == again[0].id == sent.id
-    assert rejection().id != sent.id  # each refusal made gets its own
+
+
+def test_each_refusal_made_gets_its_own_identity() -> None:
+    made = [
+        Rejection(reason=Reason.MALFORMED_JSON, detail="", transport=Transport.HTTP, received_at=0)
+        for _ in range(3)
+    ]
+    assert len({r.id for r in made}) == 3
