@@ -173,3 +173,23 @@ def test_a_full_disk_refuses_the_whole_publish(tmp_path: Path, opened: list[Loca
         log.publish([batch(1, first_seq=2)])
         assert seqs(consume_all(log, 3, timeout=1.0)) == [1, 2]
         log.close()
+
+
+def test_the_consumer_gets_its_own_process_events_whole_kept_or_read(
+    path: Path, opened: list[LocalEventLog]
+) -> None:
+    log = LocalEventLog(path)
+    opened.append(log)
+    assert log.consume(1, 0.05) == []  # the consumer from now on: keeps what it publishes
+    sent = [batch(4, first_seq=1), rejection(), batch(1, stream="noise")]
+    log.publish(sent)
+    for got, want in zip(consume_all(log, 3), sent, strict=True):
+        assert_same(got, want)
+    log.release()
+    for got, want in zip(consume_all(log, 3), sent, strict=True):
+        assert_same(got, want)
+    log.close()  # not committed: the next consumer reads them from the file
+    after = LocalEventLog(path)
+    opened.append(after)
+    for got, want in zip(consume_all(after, 3), sent, strict=True):
+        assert_same(got, want)
