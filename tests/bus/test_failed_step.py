@@ -44,3 +44,21 @@ def test_a_failed_store_step_is_delivered_again_and_stored(
         pass
     assert platform.store.readings.count() == 50
     assert platform.store.dead_letters.count_by_reason() == {"out_of_range": 1}
+
+
+def test_closing_the_platform_drains_what_the_log_holds(
+    platform: Platform, provision: ProvisionFn
+) -> None:
+    device, _ = provision("air.quality")
+    now = platform.clock.now()
+    platform.start_processing()
+    sent = 0
+    for b in range(20):
+        body = [
+            {"seq": s, "ts": now - 20_000 + s, "values": {"pm25": 9, "pm10": 20, "no2": 30}}
+            for s in range(b * 500 + 1, (b + 1) * 500 + 1)
+        ]
+        sent += platform.ingest.submit(device, orjson.dumps(body), Transport.HTTP).accepted
+    platform.close()  # right after the last answer
+    assert sent == 10_000
+    assert platform.store.readings.count() == sent

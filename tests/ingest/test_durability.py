@@ -213,6 +213,8 @@ def test_every_acknowledged_reading_is_stored_once_after_a_stop(tmp_path: Path, 
         code = server.stop(sig)
         if sig == signal.SIGTERM:
             assert code == 0, server.output()  # a graceful stop, not death by the signal
+            # Shutdown drains (bounded at 10 s; 20,000 readings take far less).
+            assert stored_readings(data) == (BODIES * PER_BODY,) * 2, server.output()
     with serving(data) as server:
         rows, distinct = settled(lambda: stored_readings(data), BODIES * PER_BODY)
         assert rows == distinct == BODIES * PER_BODY, server.output()[-3000:]
