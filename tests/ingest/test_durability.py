@@ -261,3 +261,35 @@ def test_a_full_disk_is_answered_503_and_the_retry_is_stored(tmp_path: Path) -> 
             rows, distinct = settled(lambda: stored_readings(data), PER_BODY)
             assert rows == distinct == PER_BODY
             assert server.stop(signal.SIGTERM) == 0, server.output()
+
+
+def test_replay_beside_serve_leaves_the_processing_to_serve(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    provision(data)
+    start = int(time.time()) - 600
+    lines = [
+        orjson.dumps(
+            {
+                "device": DEVICE,
+                "seq": s,
+                "ts": start + s,
+                "values": {"pm25": 9, "pm10": 20, "no2": 30},
+            }
+        )
+        for s in range(1, 301)
+    ]
+    file = tmp_path / "readings.jsonl"
+    file.write_bytes(b"\n".join(lines) + b"\n")
+    with serving(data) as server:
+        replayed = subprocess.run(
+            [CLI, "replay", str(file), "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env=_env(data),
+        )
+        assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+        # replay put its readings in the shared durable log and left; serve stores them.
+        assert settled(lambda: stored_readings(data), 300) == (300, 300), server.output()
+        assert server.stop(signal.SIGTERM) == 0, server.output()
