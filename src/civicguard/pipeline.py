@@ -153,8 +153,12 @@ class Processor:
             # delivers them again after a restart.
             log.exception("could not hand the failed step's events back to the event log")
 
-    def run(self, stop: threading.Event, tick_every: float = 0.5) -> None:
-        """Consume until ``stop`` is set, ticking detectors every ``tick_every`` seconds."""
+    def run(self, stop: threading.Event, tick_every: float = 0.5, drain_s: float = 0.0) -> None:
+        """Consume until ``stop`` is set, ticking detectors every ``tick_every`` seconds.
+
+        Then, for up to ``drain_s`` seconds, handle what the log still holds (shutdown drains;
+        a durable log keeps the rest for the next start).
+        """
         next_tick = time.monotonic() + tick_every
         while not stop.is_set():
             try:
@@ -164,6 +168,21 @@ class Processor:
                     next_tick = time.monotonic() + tick_every
             except Exception:
                 # A database or event log that is briefly away must not end the pipeline;
-                # what was not committed is delivered again by a durable log.
+                # the failed step's events went back to the log and come again.
                 log.exception("pipeline step failed; retrying")
                 stop.wait(RETRY_AFTER_S)
+        if drain_s > 0:
+            self.drain(drain_s)
+
+    def drain(self, within: float) -> bool:
+        """Handle what the log holds now, for up to ``within`` s; True if it was emptied."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            try:
+                if self.run_once(timeout=0.0) == 0:
+                    return True
+            except Exception:
+                log.exception("pipeline step failed while draining; retrying")
+                time.sleep(min(RETRY_AFTER_S, max(0.0, deadline - time.monotonic())))
+        log.warning("shutdown drain stopped after %.0f s; the event log keeps the rest", within)
+        return False

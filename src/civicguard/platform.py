@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from civicguard.bus.local import EVENTS_FILE, LocalEventLog
 from civicguard.bus.memory import MemoryEventLog
 from civicguard.bus.port import EventLog
 from civicguard.catalog.loader import demo_catalog, load_catalog
@@ -37,6 +38,10 @@ from civicguard.store.migrate import upgrade
 from civicguard.store.repositories import Store
 from civicguard.store.writer import BackgroundWriter
 
+#: Seconds a stopping platform lets its processor work through what the event log holds; a
+#: durable log keeps whatever is left for the next start.
+SHUTDOWN_DRAIN_S = 10.0
+
 
 def make_event_log(
     settings: Settings, *, durable_name: str = "workers", partition: int | None = None
@@ -52,7 +57,9 @@ def make_event_log(
             partitions=settings.nats_partitions,
             partition=partition,
         )
-    return MemoryEventLog()
+    if settings.event_log == "memory":
+        return MemoryEventLog()
+    return LocalEventLog(Path(settings.data_dir) / EVENTS_FILE)
 
 
 @dataclass
@@ -153,7 +160,11 @@ class Platform:
         """Run the consumer loop in a background thread (embedded mode), storing in another."""
         self.processor.writer = BackgroundWriter(self.store)
         thread = threading.Thread(
-            target=self.processor.run, args=(self._stop,), name="civicguard-processor", daemon=True
+            target=self.processor.run,
+            args=(self._stop,),
+            kwargs={"drain_s": SHUTDOWN_DRAIN_S},
+            name="civicguard-processor",
+            daemon=True,
         )
         thread.start()
         self._threads.append(thread)
@@ -164,10 +175,15 @@ class Platform:
             self._threads.append(self.retention.start(self._stop, self.settings.retention_interval))
 
     def close(self) -> None:
-        """Stop background threads and release connections."""
+        """Stop background threads and release connections.
+
+        The processor first works through what the log holds (up to ``SHUTDOWN_DRAIN_S``),
+        acknowledging each step only once the writer has stored it; the writer then stores
+        whatever is still queued before the log is closed.
+        """
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=SHUTDOWN_DRAIN_S + 5)
         if self.processor.writer is not None:
             self.processor.writer.close()
         self.log.close()

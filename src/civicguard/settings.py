@@ -19,7 +19,9 @@ class Settings(BaseSettings):
     database_url: str = ""
     #: Path of a catalog YAML; empty means the demo city's catalog shipped with the package.
     catalog: str = ""
-    event_log: Literal["memory", "nats"] = "memory"
+    #: ``local``: a durable log in ``<data_dir>/events.db`` (embedded default); ``nats``:
+    #: JetStream at city scale; ``memory``: in-process, not durable, for tests only.
+    event_log: Literal["local", "memory", "nats"] = "local"
     nats_url: str = "nats://127.0.0.1:4222"
     nats_stream: str = "CIVICGUARD"
     #: Partitions of the event log (by device); run one worker per partition at city scale.

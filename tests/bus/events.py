@@ -34,13 +34,17 @@ def batch(n: int = 3, *, stream: str = "air.quality", first_seq: int = 0) -> Rea
 
 
 def rejection(*, full: bool = True) -> Rejection:
-    """A dead letter with every optional field set (``full``) or none of them."""
+    """A dead letter with every optional field set (``full``) or none of them.
+
+    Its identity is fixed, so two calls give equal refusals (a real refusal gets a random one).
+    """
     if not full:
         return Rejection(
             reason=Reason.BAD_CREDENTIALS,
             detail="no such token",
             transport=Transport.HTTP,
             received_at=1_790_000_002.0,
+            id="0f1e2d3c4b5a69788796a5b4c3d2e1f0",
         )
     return Rejection(
         reason=Reason.OUT_OF_RANGE,
@@ -52,6 +56,7 @@ def rejection(*, full: bool = True) -> Rejection:
         seq=42,
         index=3,
         payload=b'{"seq": 42, "values": {"voltage": 99}}',
+        id="00112233445566778899aabbccddeeff",
     )
 
 

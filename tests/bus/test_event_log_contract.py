@@ -3,23 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from civicguard.bus.local import LocalEventLog
 from civicguard.bus.memory import MemoryEventLog
 from civicguard.bus.port import Event, EventLog
+from civicguard.ingest.model import Reason, Rejection, Transport
 from tests.bus.events import assert_same, batch, consume_all, rejection, seqs
 
 
-@pytest.fixture(params=["memory", pytest.param("nats", marks=pytest.mark.nats)])
-def event_log(request: pytest.FixtureRequest) -> Iterator[EventLog]:
-    """Each registered event log adapter, fresh."""
-    if request.param == "memory":
+def _open(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
+    if kind == "memory":
         memory = MemoryEventLog()
         yield memory
         memory.close()
+    elif kind == "local":
+        local = LocalEventLog(tmp_path / "events.db")
+        yield local
+        local.close()
     else:
         yield request.getfixturevalue("nats_log")()
+
+
+@pytest.fixture(params=["memory", "local", pytest.param("nats", marks=pytest.mark.nats)])
+def event_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
+    """Each registered event log adapter, fresh."""
+    yield from _open(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["memory", "local", pytest.param("nats", marks=pytest.mark.nats)])
+def releasing_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
+    """Each adapter that hands back what a failed step took, fresh."""
+    yield from _open(request.param, request, tmp_path)
 
 
 def test_round_trip_keeps_every_field(event_log: EventLog) -> None:
@@ -56,3 +73,42 @@ def test_committed_events_are_not_delivered_again(event_log: EventLog) -> None:
     event_log.publish([batch(1, first_seq=20)])
     assert seqs(consume_all(event_log, 1)) == [20]
     event_log.commit()
+
+
+def test_released_events_are_consumed_again_in_order(releasing_log: EventLog) -> None:
+    releasing_log.publish([batch(1, first_seq=i) for i in range(4)])
+    assert seqs(consume_all(releasing_log, 3)) == [0, 1, 2]
+    releasing_log.release()
+    assert seqs(consume_all(releasing_log, 4)) == [0, 1, 2, 3]
+    releasing_log.commit()
+    assert releasing_log.consume(10, 0.2) == []
+
+
+def test_release_hands_back_only_what_was_not_committed(releasing_log: EventLog) -> None:
+    releasing_log.publish([batch(1, first_seq=i) for i in range(4)])
+    assert seqs(consume_all(releasing_log, 2)) == [0, 1]
+    releasing_log.commit()
+    assert seqs(consume_all(releasing_log, 1)) == [2]
+    releasing_log.release()
+    assert seqs(consume_all(releasing_log, 2)) == [2, 3]
+    releasing_log.commit()
+    releasing_log.release()  # nothing outstanding: nothing comes back
+    assert releasing_log.consume(10, 0.2) == []
+
+
+def test_a_refusal_keeps_its_identity_through_the_log(releasing_log: EventLog) -> None:
+    sent = rejection()
+    releasing_log.publish([sent])
+    first = consume_all(releasing_log, 1)
+    releasing_log.release()
+    again = consume_all(releasing_log, 1)
+    assert isinstance(first[0], Rejection) and isinstance(again[0], Rejection)
+    assert first[0].id == again[0].id == sent.id
+
+
+def test_each_refusal_made_gets_its_own_identity() -> None:
+    made = [
+        Rejection(reason=Reason.MALFORMED_JSON, detail="", transport=Transport.HTTP, received_at=0)
+        for _ in range(3)
+    ]
+    assert len({r.id for r in made}) == 3

@@ -1,4 +1,4 @@
-"""Encode events for a wire log (NATS JetStream): compact, columnar JSON."""
+"""Encode events for a log on disk or on the wire (local file, NATS JetStream): columnar JSON."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def encode(event: Event) -> bytes:
             "seq": event.seq,
             "index": event.index,
             "payload": event.payload.decode("utf-8", errors="replace"),
+            "id": event.id,
         }
     return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
 
@@ -89,4 +90,6 @@ def decode(data: bytes) -> Event:
         seq=doc["seq"],
         index=doc["index"],
         payload=doc["payload"].encode(),
+        # Events published before refusals had an identity get one now.
+        **({"id": doc["id"]} if "id" in doc else {}),
     )

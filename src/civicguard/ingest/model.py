@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -86,6 +87,9 @@ class Rejection:
     index: int | None = None
     #: The refused payload after the privacy gateway's scrubbing, never the raw identifiers.
     payload: bytes = b""
+    #: Identity given when the refusal is made, before it is published: a refusal the event
+    #: log delivers again (after a crash or a failed step) is stored once as a dead letter.
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def as_dict(self) -> dict[str, Any]:
         """The rejection as the API reports it."""

@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from civicguard.detect.model import Alert, AlertMark, Severity, Verdict
 from civicguard.ingest.model import Device, ReadingBatch, Rejection
@@ -205,6 +207,19 @@ class ReadingRepository:
         ]
 
 
+def _insert_new_only(dialect: str) -> Any:
+    """An insert of dead letters that skips identities already stored."""
+    if dialect == "sqlite":
+        return sqlite_insert(schema.dead_letters).on_conflict_do_nothing(
+            index_elements=["event_id"]
+        )
+    if dialect == "postgresql":
+        return postgresql_insert(schema.dead_letters).on_conflict_do_nothing(
+            index_elements=["event_id"]
+        )
+    raise NotImplementedError(f"no idempotent dead-letter insert for the {dialect} database")
+
+
 class DeadLetterRepository:
     """Refused messages with their reasons: nothing sent to the platform is silently lost."""
 
@@ -212,12 +227,16 @@ class DeadLetterRepository:
         self._engine = engine
 
     def write(self, rejections: Sequence[Rejection]) -> None:
-        """Store the rejections."""
+        """Store the rejections; one whose identity is already stored is skipped.
+
+        The event log delivers a refusal again when its consumer stopped between storing and
+        acknowledging; skipping a known identity keeps it one dead letter.
+        """
         if not rejections:
             return
         with self._engine.begin() as conn:
             conn.execute(
-                insert(schema.dead_letters),
+                _insert_new_only(conn.dialect.name),
                 [
                     {
                         "received_at": r.received_at,
@@ -229,6 +248,7 @@ class DeadLetterRepository:
                         "seq": r.seq,
                         "idx": r.index,
                         "payload": r.payload.decode("utf-8", errors="replace"),
+                        "event_id": r.id,
                     }
                     for r in rejections
                 ],

@@ -87,6 +87,10 @@ dead_letters = Table(
     Column("seq", BigInteger, nullable=True),
     Column("idx", Integer, nullable=True),
     Column("payload", Text, nullable=False, default=""),
+    # The refusal's identity from ingest: one the event log delivers again is stored once.
+    # Dead letters stored before it was kept have none (NULLs never conflict).
+    Column("event_id", String(32), nullable=True),
+    Index("uq_dead_letters_event_id", "event_id", unique=True),
 )
 
 incidents = Table(

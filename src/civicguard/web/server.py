@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
 import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -128,16 +131,42 @@ def serve_platform(settings: Settings) -> None:
             mqtt.start()
         app = create_app(platform)
         print(f"civicguard serving on http://{settings.host}:{settings.port}  (Ctrl-C stops)")
-        # uvicorn owns the main thread here, so Ctrl-C shuts it down cleanly.
-        uvicorn.run(
+        config = uvicorn.Config(
             app,
             host=settings.host,
             port=settings.port,
             log_level="warning",
             timeout_graceful_shutdown=2,
         )
+        # uvicorn owns the main thread here: SIGTERM and Ctrl-C stop it gracefully, and then
+        # the platform drains (finally, below).
+        _DrainingServer(config).run()
         app.state.stopping.set()
     finally:
         if mqtt is not None:
             mqtt.stop()
         platform.close()
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's server, except that a stopping signal is not raised again once it has stopped.
+
+    uvicorn re-raises SIGTERM after its graceful shutdown, and SIGTERM's default action ends
+    the process on the spot: the platform's drain would never run. Here SIGINT and SIGTERM
+    only ask the server to stop (a second SIGINT forces it, as uvicorn does), and the caller
+    goes on to drain; a SIGTERM during the drain ends the process, which the durable event log
+    makes safe.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        stopping = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in stopping}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)

@@ -4,7 +4,7 @@ A sequence number the guard no longer remembers (after a restart, or older than 
 is judged against the stored reading: the same fingerprint is a retransmission, another one a
 replay (ADR 0003). Readings stored before have none (NULL): only the replay window judges them.
 
-Revision ID: 0009_reading_fingerprints
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-08
 """
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_reading_fingerprints"
+revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
