@@ -19,6 +19,7 @@ import logging
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from types import FrameType
 from typing import TypeVar
@@ -208,14 +209,20 @@ def dead_letter(
         device = next(iter(devices)) if len(devices) == 1 else None
         what = f"a batch of {len(event)} readings of {event.stream}"
         received = float(event.received_at.min())
+        seqs = f"{event.seq.min()}-{event.seq.max()}" if len(event) else "-"
+        identity = f"batch:{event.stream}:{','.join(sorted(devices))}:{seqs}:{received!r}"
     else:
         device, what = event.device_id, f"a {event.reason.value} refusal"
         received = event.received_at
+        identity = f"refusal:{event.id}"
     detail = (
         f"{what} failed in {deliveries} deliveries, the last with {describe(exc)}; "
         f"dead-lettered so that partition {partition} carries on"
     )
     return Rejection(
+        # The same event dead-lettered again (its worker died before acknowledging it) is the
+        # same dead letter: the store keeps one row per id.
+        id=uuid.uuid5(uuid.NAMESPACE_URL, f"civicguard:poison:{identity}").hex,
         reason=Reason.UNPROCESSABLE_EVENT,
         detail=detail,
         transport=event.transport,

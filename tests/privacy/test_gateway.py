@@ -132,7 +132,10 @@ def test_canary_identifiers_reach_no_store_log_or_event(platform, provision, cap
     platform.log.publish = tap  # type: ignore[method-assign]
     readings = [_anpr(i, now + i, PLATES[i % 3]) for i in range(1, 40)]
     platform.ingest.submit(camera, orjson.dumps(readings), Transport.HTTP)
-    platform.ingest.submit(camera, orjson.dumps(readings[:1]), Transport.HTTP)  # replay
+    # The same seq with other content is a replay (the same content would be a silent retry).
+    replayed = _anpr(1, now + 1, PLATES[2])
+    assert replayed != readings[0]
+    platform.ingest.submit(camera, orjson.dumps([replayed]), Transport.HTTP)
     bad = _anpr(99, now, PLATES[1]) | {"extra": 1}
     platform.ingest.submit(camera, orjson.dumps(bad), Transport.HTTP)  # refused, kept redacted
     platform.ingest.submit(camera, b'{"plate": "' + PLATES[2].encode() + b'", ', Transport.MQTT)

@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Coroutine, Iterator, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -289,6 +290,10 @@ class NatsEventLog:
                 type(exc).__name__,
             )
             return Rejection(
+                # One message is one dead letter, however often it is delivered.
+                id=uuid.uuid5(
+                    uuid.NAMESPACE_URL, f"civicguard:nats:{self.stream}:{meta.sequence.stream}"
+                ).hex,
                 reason=Reason.UNPROCESSABLE_EVENT,
                 detail=(
                     f"event log message {meta.sequence.stream} on {msg.subject} is not an "

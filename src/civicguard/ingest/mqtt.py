@@ -43,7 +43,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+from sqlalchemy.exc import OperationalError
 
+from civicguard.bus.port import EventLogUnavailable
 from civicguard.ingest.decode import ReadingError
 from civicguard.ingest.model import Reason, Transport
 from civicguard.ingest.mqtt_receiver import (
@@ -75,10 +77,9 @@ def unavailable(exc: BaseException) -> bool:
 
     Such messages are never dead-lettered: nothing is wrong with them.
     """
-    if isinstance(exc, OSError | sqlite3.OperationalError):
-        return True
-    name = type(exc).__name__.lower()
-    return any(word in name for word in ("unavailable", "timeout", "noservers", "connection"))
+    return isinstance(
+        exc, EventLogUnavailable | OSError | sqlite3.OperationalError | OperationalError
+    )
 
 
 @dataclass(slots=True)
