@@ -15,10 +15,11 @@ def sqlite_url(data_dir: Path) -> str:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets the API read while the pipeline writes; NORMAL sync is durable across
-    # application crashes and loses at most the last transaction on power loss.
+    # WAL lets the API read while the pipeline writes. FULL syncs every commit: the event log
+    # forgets what the store committed, so a commit must outlive a power loss or a disk that
+    # turns read-only before its pages were written (ADR 0005).
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     # 64 MiB of page cache keeps the readings indexes' hot pages in memory while writing.
