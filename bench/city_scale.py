@@ -30,10 +30,11 @@ from tests.bus.city import (
     PgDatabase,
     Sender,
     Sensor,
-    TcpProxy,
     consumers,
 )
 from tests.bus.nats_server import NatsServer
+
+from civicguard.benchmarks.processes import TcpProxy
 
 DEVICES = ("substation-00", "substation-01", "substation-04", "substation-05")
 
@@ -55,7 +56,8 @@ class Run:
         self.nats = NatsServer(self.dir / "nats").start()
         self.db = PgDatabase(prefix="civicguard_bench").create(template=template[0])
         shutil.copytree(template[1], self.dir / "data")
-        self.proxy = TcpProxy(self.db.host, self.db.port).start()
+        self.proxy = TcpProxy(self.db.port, self.db.host)
+        self.proxy.open()
         self.city = City(
             self.nats.url,
             self.db.url,
@@ -75,7 +77,7 @@ class Run:
 
     def close(self) -> None:
         self.city.stop_all()
-        self.proxy.stop()
+        self.proxy.close()
         self.nats.stop()
         self.db.drop()
 
@@ -161,10 +163,10 @@ def restart_nats(run: Run) -> Callable[[Sender], float]:
 
 def database_away(run: Run, outage: float) -> Callable[[Sender], float]:
     def fault(sender: Sender) -> float:
-        run.proxy.refuse()
+        run.proxy.close()
         time.sleep(outage)
         before = set(sender.acknowledged)
-        run.proxy.start()
+        run.proxy.open()
         back = time.monotonic()
         until_stored(run.db, before)
         return time.monotonic() - back

@@ -4,8 +4,9 @@ Nothing here imports pytest, so a longer fault harness can drive the same pieces
 
 - :class:`PgDatabase`: a uniquely named database on the local PostgreSQL server (created
   empty, or as a copy of another one), dropped at the end; counts what is stored.
-- :class:`TcpProxy`: a TCP forwarder of our own between workers and PostgreSQL that can
-  refuse connections for a while (the shared server itself cannot be stopped).
+- ``TcpProxy`` (from ``civicguard.benchmarks.processes``, which ``bench faults`` uses too): a
+  TCP forwarder of our own between workers and PostgreSQL that can refuse connections for a
+  while (the shared server itself cannot be stopped).
 - :class:`CivicguardProcess`: one ``civicguard`` command as a child process, its output in a
   file, that can be killed (-9), stopped (SIGTERM) and started again.
 - :class:`City`: all of it wired as the README's "Running it for real" says, plus a device
@@ -16,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -91,97 +90,6 @@ class PgDatabase:
         """``(reason, device, detail)`` of every stored dead letter."""
         rows = self.query("SELECT reason, coalesce(device_id, ''), detail FROM dead_letters")
         return [(str(r), str(d), str(t)) for r, d, t in rows]
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:``port`` to ``target``; :meth:`refuse` makes it refuse connections.
-
-    Refusing closes the listening socket and every open connection, so clients see what they
-    see when their server is down: connections reset, new ones refused.
-    """
-
-    def __init__(self, target_host: str, target_port: int, port: int | None = None) -> None:
-        self.target = (target_host, target_port)
-        self.port = port or free_port()
-        self._listener: socket.socket | None = None
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._accepting: threading.Thread | None = None
-
-    def start(self) -> TcpProxy:
-        """Listen (again) on the proxy's port."""
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        self._accepting = threading.Thread(
-            target=self._accept, args=(listener,), name="proxy-accept", daemon=True
-        )
-        self._accepting.start()
-        return self
-
-    def refuse(self) -> None:
-        """Stop listening and cut every connection going through the proxy."""
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            with contextlib.suppress(OSError):
-                listener.shutdown(socket.SHUT_RDWR)
-            listener.close()
-        if self._accepting is not None:
-            self._accepting.join(timeout=5)
-        with self._lock:
-            sockets, self._sockets = self._sockets, set()
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def stop(self) -> None:
-        """Refuse for good."""
-        self.refuse()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                if self._listener is not listener:  # refused meanwhile
-                    client.close()
-                    upstream.close()
-                    return
-                self._sockets.update((client, upstream))
-            threading.Thread(
-                target=self._pump, args=(client, upstream), name="proxy-pump", daemon=True
-            ).start()
-
-    def _pump(self, a: socket.socket, b: socket.socket) -> None:
-        peers = {a: b, b: a}
-        try:
-            while True:
-                ready, _, _ = select.select([a, b], [], [], 1.0)
-                for sock in ready:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    peers[sock].sendall(data)
-        except (OSError, ValueError):
-            return
-        finally:
-            with self._lock:
-                self._sockets.discard(a)
-                self._sockets.discard(b)
-            for sock in (a, b):
-                with contextlib.suppress(OSError):
-                    sock.close()
 
 
 class CivicguardProcess:

@@ -20,13 +20,13 @@ import nats
 import orjson
 import pytest
 
+from civicguard.benchmarks.processes import TcpProxy
 from civicguard.bus.nats import NatsEventLog
 from tests.bus.city import (
     City,
     PgDatabase,
     Sender,
     Sensor,
-    TcpProxy,
     consumers,
     shown_on_failure,
     wait_until_stored,
@@ -217,7 +217,8 @@ def test_a_nats_server_restart_mid_stream_loses_and_duplicates_nothing(
 def test_the_database_unreachable_for_a_while_loses_and_duplicates_nothing(
     city: City, database: PgDatabase, sensors: list[Sensor]
 ) -> None:
-    proxy = TcpProxy(database.host, database.port).start()
+    proxy = TcpProxy(database.port, database.host)
+    proxy.open()
     city.worker_database_url = database.url_via("127.0.0.1", proxy.port)
     try:
         with shown_on_failure(city):
@@ -225,17 +226,17 @@ def test_the_database_unreachable_for_a_while_loses_and_duplicates_nothing(
             sender = Sender(city, sensors)
             posting = sender.in_background(20, between=0.05)
             post_until_stored(database, posting)
-            proxy.refuse()
+            proxy.close()
             at_refusal = len(database.stored_readings())
             time.sleep(6.0)
             waiting = len(sender.acknowledged) - len(database.stored_readings())
-            proxy.start()
+            proxy.open()
             posting.join(timeout=120)
             assert_exactly_acknowledged(city, database, sender)
             assert waiting > 0, "no acknowledged reading waited for the database"
             assert at_refusal < len(sender.acknowledged)
     finally:
-        proxy.stop()
+        proxy.close()
 
 
 def test_a_poison_message_is_dead_lettered_and_its_partition_carries_on(

@@ -24,12 +24,9 @@ any more); the rest is kept while a backup taken before the erasure may be resto
 
 from __future__ import annotations
 
-import fcntl
-import os
 import secrets
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +36,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from civicguard.privacy.keys import KeyStore
+from civicguard.privacy.shared_file import SharedFile
 
 #: The key-store key the ledger file is sealed under.
 SEAL_KEY = "seal/erasure-ledger"
@@ -180,20 +178,17 @@ class MemoryErasureLedger:
 class FileErasureLedger:
     """The ledger in one sealed file beside the key store's, shared by every process.
 
-    Like :class:`civicguard.privacy.keys.FileKeyStore`: a change takes an exclusive lock on
-    ``<file>.lock``, re-reads the file and writes it back whole (fsync, then rename), so no
-    process drops another's entry; reads re-read the file only when it changed on disk.
+    Kept as the key store's file is (:class:`civicguard.privacy.shared_file.SharedFile`): a
+    change takes an exclusive lock, re-reads the file and writes it back whole, so no process
+    drops another's entry; reads re-read the file only when it changed on disk.
     """
 
     def __init__(self, path: Path, keys: KeyStore) -> None:
-        self._path = path
-        self._lock_path = path.with_name(path.name + ".lock")
+        self._file = SharedFile(path)
         self._keys = keys
         self._aead = AESGCM(keys.get_or_create(SEAL_KEY))
-        self._lock = threading.Lock()
         self._entries: dict[str, Erasure] = {}
-        self._seen: tuple[int, int, int] | None = None
-        with self._lock:
+        with self._file.lock:
             self._reload()
 
     @classmethod
@@ -202,62 +197,31 @@ class FileErasureLedger:
         keys_dir.mkdir(parents=True, exist_ok=True)
         return cls(keys_dir / FILE_NAME, keys)
 
-    def _stamp(self) -> tuple[int, int, int] | None:
-        try:
-            stat = self._path.stat()
-        except FileNotFoundError:
-            return None
-        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-
     def _reload(self) -> None:
-        stamp = self._stamp()
-        if stamp == self._seen:
-            return
+        self._file.reload(self._parse)
+
+    def _parse(self, raw: bytes | None) -> None:
         entries: dict[str, Erasure] = {}
-        if stamp is not None:
-            raw = self._path.read_bytes()
+        if raw is not None:
             try:
                 plain = self._aead.decrypt(raw[:_NONCE], raw[_NONCE:], _CONTEXT)
             except (InvalidTag, ValueError):
                 raise LedgerError(
-                    f"{self._path}: cannot be opened with this key store's {SEAL_KEY} key "
+                    f"{self._file.path}: cannot be opened with this key store's {SEAL_KEY} key "
                     "(another data directory's ledger, or a damaged file)"
                 ) from None
             for item in orjson.loads(plain):
                 _merge(entries, Erasure.from_json(item))
-        self._entries, self._seen = entries, stamp
-
-    @contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        with self._lock:
-            fd = os.open(self._lock_path, os.O_WRONLY | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                self._reload()
-                yield
-            finally:
-                os.close(fd)
+        self._entries = entries
 
     def _save(self, entries: Iterable[Erasure]) -> None:
         plain = orjson.dumps([e.as_json() for e in entries])
         nonce = secrets.token_bytes(_NONCE)
-        tmp = self._path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(nonce + self._aead.encrypt(nonce, plain, _CONTEXT))
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self._path)
-        dir_fd = os.open(self._path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a crash
-        finally:
-            os.close(dir_fd)
-        self._seen = self._stamp()
+        self._file.write(nonce + self._aead.encrypt(nonce, plain, _CONTEXT))
 
     def record(self, erasure: Erasure) -> None:
         """Add ``erasure`` and write the ledger back; durable on return."""
-        with self._exclusive():
+        with self._file.exclusive(self._reload):
             entries = dict(self._entries)
             _merge(entries, erasure)
             entries = {h: _alive_traces(self._keys, e) for h, e in entries.items()}
@@ -266,7 +230,7 @@ class FileErasureLedger:
 
     def entries(self) -> Mapping[str, Erasure]:
         """Every subject erased, by handle (re-read if another process changed the file)."""
-        with self._lock:
+        with self._file.lock:
             self._reload()
             return self._entries
 

@@ -8,17 +8,17 @@ its KMS or Vault behind the same :class:`KeyStore` protocol.
 from __future__ import annotations
 
 import base64
-import fcntl
 import os
 import secrets
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
 import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from civicguard.privacy.shared_file import SharedFile
 
 KEY_BYTES = 32
 MASTER_KEY_ENV = "CIVICGUARD_MASTER_KEY"
@@ -101,12 +101,9 @@ class FileKeyStore:
     """
 
     def __init__(self, path: Path, master_key: bytes) -> None:
-        self._path = path
-        self._lock_path = path.with_name(path.name + ".lock")
+        self._file = SharedFile(path)
         self._aead = AESGCM(master_key)
-        self._lock = threading.Lock()
         self._keys: dict[str, bytes] = {}
-        self._seen: tuple[int, int, int] | None = None
         self._reload()
 
     @classmethod
@@ -117,36 +114,20 @@ class FileKeyStore:
         keys_dir.chmod(0o700)
         return cls(keys_dir / "keys.json", load_master_key(keys_dir / "master.key"))
 
-    def _stamp(self) -> tuple[int, int, int] | None:
-        try:
-            stat = self._path.stat()
-        except FileNotFoundError:
-            return None
-        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-
     def _reload(self) -> None:
         """Read the file again if it changed since this process last read or wrote it."""
-        stamp = self._stamp()
-        if stamp == self._seen:
-            return
-        keys: dict[str, bytes] = {}
-        if stamp is not None:
-            for name, blob in orjson.loads(self._path.read_bytes()).items():
-                raw = base64.b64decode(blob)
-                keys[name] = self._aead.decrypt(raw[:12], raw[12:], name.encode())
-        self._keys, self._seen = keys, stamp
+        self._file.reload(self._parse)
 
-    @contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def _parse(self, data: bytes | None) -> None:
+        keys: dict[str, bytes] = {}
+        for name, blob in orjson.loads(data).items() if data is not None else ():
+            raw = base64.b64decode(blob)
+            keys[name] = self._aead.decrypt(raw[:12], raw[12:], name.encode())
+        self._keys = keys
+
+    def _exclusive(self) -> AbstractContextManager[None]:
         """This thread and process alone change the file; the in-memory copy is fresh."""
-        with self._lock:
-            fd = os.open(self._lock_path, os.O_WRONLY | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                self._reload()
-                yield
-            finally:
-                os.close(fd)  # closing releases the lock
+        return self._file.exclusive(self._reload)
 
     def _save(self) -> None:
         sealed = {}
@@ -155,14 +136,7 @@ class FileKeyStore:
             sealed[name] = base64.b64encode(
                 nonce + self._aead.encrypt(nonce, key, name.encode())
             ).decode()
-        tmp = self._path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(orjson.dumps(sealed))
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self._path)
-        self._seen = self._stamp()
+        self._file.write(orjson.dumps(sealed))
 
     def get_or_create(self, name: str) -> bytes:
         """Return the key called ``name``, creating and persisting it if needed."""
@@ -178,7 +152,7 @@ class FileKeyStore:
 
     def get(self, name: str) -> bytes | None:
         """Return the key called ``name`` if it exists (in this process's latest view)."""
-        with self._lock:
+        with self._file.lock:
             self._reload()
             return self._keys.get(name)
 
@@ -192,7 +166,7 @@ class FileKeyStore:
 
     def names(self) -> list[str]:
         """Names of the keys alive."""
-        with self._lock:
+        with self._file.lock:
             self._reload()
             return sorted(self._keys)
 
